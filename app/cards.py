@@ -1,0 +1,206 @@
+"""Slack messages as pure functions: a proposal in, text and Block Kit blocks out.
+
+Agent text (reason, values, record names) goes through `escape`, so `<!channel>`, `<@U123>` or
+`<https://x|click>` in it shows literally instead of pinging or linking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.models import Action, Change, Proposal, Status
+
+APPROVE_ACTION = "hsgate_approve"
+REJECT_ACTION = "hsgate_reject"
+SECTION_LIMIT = 2900
+
+OBJECT_NOUNS = {"contacts": "Contact", "companies": "Company", "deals": "Deal", "tickets": "Ticket"}
+
+
+@dataclass(frozen=True)
+class Card:
+    text: str  # the notification and screen-reader fallback Slack shows for blocks
+    blocks: list[dict[str, Any]]
+
+
+def escape(text: str) -> str:
+    """Make text inert in mrkdwn: Slack's control sequences all start with `<`."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_date(moment: datetime) -> str:
+    """A time every reader sees in their own time zone, with a UTC fallback."""
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{moment:%Y-%m-%d %H:%M} UTC>"
+
+
+def mention(user: str) -> str:
+    return f"<@{user}>"
+
+
+def _section(text: str) -> dict[str, Any]:
+    if len(text) > SECTION_LIMIT:
+        text = text[: SECTION_LIMIT - 1] + "…"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def record_title(proposal: Proposal) -> str:
+    noun = OBJECT_NOUNS[proposal.object_type]
+    if proposal.record is None:
+        return f"{noun} {proposal.record_id}"
+    return f"{noun} <{proposal.record.url}|{escape(proposal.record.name)}>"
+
+
+def _record_name(proposal: Proposal) -> str:
+    name = proposal.record.name if proposal.record else proposal.record_id
+    return f"{OBJECT_NOUNS[proposal.object_type].lower()} {name}"
+
+
+def _what(proposal: Proposal) -> list[dict[str, Any]]:
+    """The diff: one section per property, or the note or task to be created."""
+    if proposal.action is Action.CREATE_NOTE and proposal.note:
+        return [_section(f"*New note*\n{escape(proposal.note.body)}")]
+    if proposal.action is Action.CREATE_TASK and proposal.task:
+        task = proposal.task
+        due = f"\nDue {task.due:%-d %b %Y}" if task.due else ""
+        return [_section(f"*New task: {escape(task.subject)}*\n{escape(task.body)}{due}")]
+    return [_change_section(change) for change in proposal.changes]
+
+
+def _change_section(change: Change) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": f"*{escape(change.label)}* now\n{escape(change.old_display)}"[:2000]},
+            {"type": "mrkdwn", "text": f"*{escape(change.label)}* proposed\n{escape(change.new_display)}"[:2000]},
+        ],
+    }
+
+
+def _body(proposal: Proposal) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [_section(f"*{record_title(proposal)}*")]
+    if proposal.card and proposal.card.fallback_reason:
+        blocks.append(_context(f":information_source: Sent here because {escape(proposal.card.fallback_reason)}."))
+    blocks += _what(proposal)
+    blocks.append(_section(f"*Why:* {escape(proposal.reason)}"))
+    blocks.append(
+        _context(
+            f"Proposed by *{escape(proposal.agent)}* · {slack_date(proposal.created_at)} · proposal `{proposal.id}`"
+        )
+    )
+    return blocks
+
+
+def approval_card(proposal: Proposal) -> Card:
+    """The card with Approve and Reject, for the people who may decide."""
+    deciders = ", ".join(mention(user) for user in proposal.approvers) or "an hsgate admin"
+    progress = ""
+    if proposal.approvals_required > 1:
+        progress = f" · {len(proposal.approvals)} of {proposal.approvals_required} approvals"
+    blocks = _body(proposal) + [
+        _context(f"Who may decide: {deciders}{progress}"),
+        {
+            "type": "actions",
+            "block_id": f"decision:{proposal.id}",
+            "elements": [
+                _button("Approve", APPROVE_ACTION, proposal.id, "primary"),
+                _button("Reject", REJECT_ACTION, proposal.id, "danger"),
+            ],
+        },
+    ]
+    return Card(text=f"Approval needed: {_summary(proposal)}", blocks=blocks)
+
+
+def _button(text: str, action_id: str, value: str, style: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+        "style": style,
+    }
+
+
+def _summary(proposal: Proposal) -> str:
+    if proposal.action is Action.CREATE_NOTE:
+        what = "a new note"
+    elif proposal.action is Action.CREATE_TASK:
+        what = "a new task"
+    else:
+        what = ", ".join(change.label for change in proposal.changes)
+    return f"{what} on {_record_name(proposal)} (from {proposal.agent})"
+
+
+def outcome_card(proposal: Proposal) -> Card:
+    """The card once decided (or while the decision is being written): no buttons left."""
+    line = _outcome_line(proposal)
+    return Card(text=f"{_summary(proposal)}: {proposal.status.value}", blocks=_body(proposal) + [_section(line)])
+
+
+def _decider(proposal: Proposal) -> str:
+    who = mention(proposal.decided_by) if proposal.decided_by else "someone"
+    when = f" {slack_date(proposal.decided_at)}" if proposal.decided_at else ""
+    return f"{who}{when}"
+
+
+def _outcome_line(proposal: Proposal) -> str:
+    status = proposal.status
+    if status is Status.APPROVED:
+        return f":hourglass_flowing_sand: *Approved* by {_decider(proposal)}; writing to HubSpot…"
+    if status is Status.APPLIED:
+        return f":white_check_mark: *Approved* by {_decider(proposal)} and written to HubSpot."
+    if status is Status.REJECTED:
+        return f":no_entry_sign: *Rejected* by {_decider(proposal)}. Nothing was written."
+    if status is Status.CONFLICT:
+        return f":warning: *Not written: the value changed in HubSpot.* {_conflict_detail(proposal)}"
+    if status is Status.FAILED:
+        return f":x: *Failed:* {escape(proposal.error or 'unknown error')}. Nothing was written."
+    if status is Status.UNDOING:
+        return f":hourglass_flowing_sand: *Undo requested*; writing the earlier values back…"
+    if status is Status.UNDONE:
+        return f":leftwards_arrow_with_hook: *Undone*: the earlier values are back in HubSpot."
+    return f"Status: {status.value}"
+
+
+def _conflict_detail(proposal: Proposal) -> str:
+    moved = [c for c in proposal.changes if c.current_display]
+    return " ".join(
+        f"{escape(c.label)} is now *{escape(c.current_display)}* (the card showed {escape(c.old_display)})." for c in moved
+    )
+
+
+def audit_reply(proposal: Proposal, actor: str | None, at: datetime) -> Card:
+    """The thread reply that records what happened to HubSpot, and who did it."""
+    when = slack_date(at)
+    who = mention(actor) if actor and actor.startswith("U") else escape(actor or "hsgate")
+    status = proposal.status
+    if status is Status.APPLIED:
+        text = f"Written to HubSpot, approved by {who} {when}:\n{_diff_lines(proposal, undo=False)}"
+    elif status is Status.REJECTED:
+        text = f"Rejected by {who} {when}. Nothing was written."
+    elif status is Status.CONFLICT:
+        text = f"Not written {when}: {_conflict_detail(proposal)}"
+    elif status is Status.FAILED:
+        text = f"Not written {when}: HubSpot refused it ({escape(proposal.error or 'unknown error')})."
+    elif status is Status.UNDONE:
+        text = f"Undone by {who} {when}, written back to HubSpot:\n{_diff_lines(proposal, undo=True)}"
+    else:
+        text = f"{status.value} {when}"
+    return Card(text=text, blocks=[_section(text)])
+
+
+def _diff_lines(proposal: Proposal, undo: bool) -> str:
+    if proposal.action is not Action.UPDATE:
+        made = "archived" if undo else "created"
+        kind = "note" if proposal.action is Action.CREATE_NOTE else "task"
+        return f"• {kind} {proposal.created_object_id or ''} {made}"
+    lines = []
+    for change in proposal.changes:
+        before, after = (change.new_display, change.old_display) if undo else (change.old_display, change.new_display)
+        lines.append(f"• {escape(change.label)}: {escape(before)} → {escape(after)}")
+    return "\n".join(lines)

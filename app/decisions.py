@@ -1,0 +1,84 @@
+"""What a click or a command decides. Fast (Redis only), so Slack handlers can ack at once.
+
+Each function returns the sentence the person who acted is shown ephemerally; the slow work
+(writing to HubSpot, updating the card) is queued.
+"""
+
+from __future__ import annotations
+
+from app.cards import mention, slack_date
+from app.models import Proposal, Status
+from app.routing import may_decide
+from app.runtime import Runtime
+
+
+def decide(rt: Runtime, proposal_id: str, user: str, approve: bool) -> str | None:
+    """Approve or reject for `user`; None when the card itself will show what happened."""
+    proposal = rt.store.get(proposal_id)
+    if proposal is None:
+        return f"Proposal `{proposal_id}` does not exist."
+    if not may_decide(rt, proposal, user):
+        rt.store.transition(proposal_id, allowed=None, to=None, event="refused", actor=user, detail={"why": "not an approver"})
+        return f"You may not decide this proposal. {_who_may(proposal)}"
+    if not approve:
+        return _reject(rt, proposal, user)
+    approval = rt.store.approve(proposal_id, user)
+    if approval.final:
+        rt.queue.enqueue("apply_proposal", proposal_id, "approved")
+        return None
+    if approval.recorded:
+        rt.queue.enqueue("refresh_card", proposal_id, f"approval-{approval.count}")
+        missing = proposal.approvals_required - approval.count
+        return f"Your approval is recorded; {missing} more needed."
+    if approval.already_approved_by_user:
+        return "You have approved this already; it waits for another approver."
+    return _already(rt, proposal_id)
+
+
+def _reject(rt: Runtime, proposal: Proposal, user: str) -> str | None:
+    now = rt.clock()
+    done = rt.store.transition(
+        proposal.id,
+        allowed=[Status.AWAITING_APPROVAL],
+        to=Status.REJECTED,
+        event="rejected",
+        actor=user,
+        decided_by=user,
+        decided_at=now,
+    )
+    if not done.done:
+        return _already(rt, proposal.id)
+    rt.queue.enqueue("publish_outcome", proposal.id, "rejected")
+    return None
+
+
+def _already(rt: Runtime, proposal_id: str) -> str:
+    proposal = rt.store.require(proposal_id)
+    by = f" by {mention(proposal.decided_by)}" if proposal.decided_by else ""
+    when = f" {slack_date(proposal.decided_at)}" if proposal.decided_at else ""
+    return f"Nothing changed: this proposal is already *{proposal.status.value}*{by}{when}."
+
+
+def _who_may(proposal: Proposal) -> str:
+    if not proposal.approvers:
+        return "Only hsgate admins may."
+    return "Only " + ", ".join(mention(user) for user in proposal.approvers) + " may."
+
+
+def request_undo(rt: Runtime, proposal_id: str, user: str) -> str:
+    """Queue the write-back of an applied proposal's old values, for its approver, owner or an admin."""
+    proposal = rt.store.get(proposal_id)
+    if proposal is None:
+        return f"Proposal `{proposal_id}` does not exist."
+    if not (may_decide(rt, proposal, user) or user == proposal.decided_by):
+        rt.store.transition(proposal_id, allowed=None, to=None, event="refused", actor=user, detail={"why": "undo by non-approver"})
+        return f"You may not undo this proposal. {_who_may(proposal)}"
+    done = rt.store.transition(
+        proposal_id, allowed=[Status.APPLIED], to=Status.UNDOING, event="undo_requested", actor=user, undone_by=user
+    )
+    if not done.done:
+        if done.previous in (Status.UNDOING, Status.UNDONE):
+            return f"Proposal `{proposal_id}` is already {done.previous.value}."
+        return f"Only applied proposals can be undone; `{proposal_id}` is {done.previous.value if done.previous else 'unknown'}."
+    rt.queue.enqueue("undo_proposal", proposal_id, f"undo-{len(proposal.events)}")
+    return f"Undoing `{proposal_id}`: the earlier values are being written back. The card's thread will confirm."

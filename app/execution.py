@@ -1,0 +1,319 @@
+"""The worker's side of a proposal: prepare its card, write an approved change, undo one.
+
+Every function starts from the stored status and does nothing unless the proposal is in the status
+it handles, so a job that runs twice (a retry, a worker killed mid-job) never writes twice. Right
+before writing, the record is read again: a value that moved since the card was shown is never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.cards import approval_card, audit_reply, outcome_card
+from app.hubspot import HubSpotError, Record
+from app.models import Action, CardRef, Change, Proposal, RecordView, Status
+from app.routing import NoRoute, route_card
+from app.runtime import Runtime
+from app.schema import NAME_PROPERTIES, OWNER_PROPERTY, PIPELINE_PROPERTY, STAGE_PROPERTY, Schema
+
+log = logging.getLogger(__name__)
+
+ACTOR = "hsgate"
+LIFECYCLE = "lifecyclestage"
+
+
+class WriteNotTaken(Exception):
+    """HubSpot answered, but reading the record back shows a different value."""
+
+
+# -- preparing the card ----------------------------------------------------------------------------
+
+
+def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> None:
+    proposal = rt.store.require(proposal_id)
+    if proposal.status is not Status.QUEUED:
+        return
+    schema = rt.hubspot.schema(proposal.object_type)
+    try:
+        record = rt.hubspot.read(proposal.object_type, proposal.record_id, _properties_to_read(proposal, schema))
+    except HubSpotError as error:
+        if error.retryable and not final_attempt:
+            raise
+        why = f"{proposal.object_type} record {proposal.record_id} does not exist" if error.not_found else error.message
+        _fail(rt, proposal, Status.QUEUED, why)
+        return
+    changes = [_with_old(schema, change, record) for change in proposal.changes]
+    problem = _pipeline_problem(schema, proposal, record)
+    if problem:
+        _fail(rt, proposal, Status.QUEUED, problem)
+        return
+    owner_id = record.get(OWNER_PROPERTY)
+    owner = rt.hubspot.owner(owner_id) if owner_id else None
+    view = RecordView(
+        name=_record_name(proposal.object_type, record),
+        url=rt.hubspot.record_url(proposal.object_type, proposal.record_id),
+        owner_id=owner_id or None,
+        owner_name=owner.name if owner else None,
+        owner_email=owner.email if owner else None,
+    )
+    try:
+        route = route_card(rt, proposal, owner)
+    except NoRoute as error:
+        _fail(rt, proposal, Status.QUEUED, f"no one to ask: {error}")
+        return
+    rt.store.transition(
+        proposal_id,
+        allowed=[Status.QUEUED],
+        to=None,
+        event="prepared",
+        actor=ACTOR,
+        changes=changes,
+        record=view,
+        approvers=route.approvers,
+    )
+    prepared = rt.store.require(proposal_id)
+    draft = CardRef(channel=route.channel, ts="", approver_user=route.approver_user, fallback_reason=route.fallback_reason)
+    channel, ts = rt.messenger.post(route.channel, approval_card(prepared.model_copy(update={"card": draft})))
+    rt.store.transition(
+        proposal_id,
+        allowed=[Status.QUEUED],
+        to=Status.AWAITING_APPROVAL,
+        event="card_posted",
+        actor=ACTOR,
+        detail={"channel": channel, "ts": ts},
+        card=draft.model_copy(update={"channel": channel, "ts": ts}),
+    )
+
+
+def _properties_to_read(proposal: Proposal, schema: Schema) -> set[str]:
+    names = {change.property for change in proposal.changes}
+    names |= set(NAME_PROPERTIES[proposal.object_type]) | {OWNER_PROPERTY}
+    if proposal.object_type in PIPELINE_PROPERTY:
+        names |= {PIPELINE_PROPERTY[proposal.object_type], STAGE_PROPERTY[proposal.object_type]}
+    return {name for name in names if name in schema.properties}
+
+
+def _with_old(schema: Schema, change: Change, record: Record) -> Change:
+    old = record.get(change.property)
+    return change.model_copy(update={"old": old, "old_display": schema.display(change.property, old)})
+
+
+def _record_name(object_type: str, record: Record) -> str:
+    if object_type == "contacts":
+        full = " ".join(filter(None, (record.get("firstname"), record.get("lastname"))))
+        return full or record.get("email") or f"Contact {record.id}"
+    for name in NAME_PROPERTIES[object_type]:
+        if record.get(name):
+            return str(record.get(name))
+    return f"{object_type.rstrip('s').title()} {record.id}"
+
+
+def _pipeline_problem(schema: Schema, proposal: Proposal, record: Record) -> str | None:
+    """A stage belongs to one pipeline: a new stage must be in the pipeline the record will be in."""
+    if proposal.object_type not in STAGE_PROPERTY:
+        return None
+    proposed = {change.property: change.new for change in proposal.changes}
+    stage_id = proposed.get(STAGE_PROPERTY[proposal.object_type])
+    if not stage_id:
+        return None
+    pipeline_id = proposed.get(PIPELINE_PROPERTY[proposal.object_type]) or record.get(PIPELINE_PROPERTY[proposal.object_type])
+    pipeline = schema.pipeline(pipeline_id)
+    if pipeline is None or pipeline.stage(stage_id):
+        return None
+    stages = ", ".join(f"{s.id} ({s.label})" for s in pipeline.stages)
+    return f"stage {stage_id!r} is not in the record's pipeline {pipeline.label!r}; its stages are {stages}"
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+def apply_proposal(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> None:
+    proposal = rt.store.require(proposal_id)
+    if proposal.status is not Status.APPROVED:
+        return
+    try:
+        if proposal.action is Action.UPDATE:
+            if not _apply_update(rt, proposal):
+                return
+        else:
+            _create_engagement(rt, proposal)
+    except (HubSpotError, WriteNotTaken) as error:
+        if isinstance(error, HubSpotError) and error.retryable and not final_attempt:
+            raise
+        _fail(rt, proposal, Status.APPROVED, str(error))
+        return
+    detail = {c.property: f"{c.old or ''} -> {c.new}" for c in proposal.changes}
+    rt.store.transition(proposal_id, allowed=[Status.APPROVED], to=Status.APPLIED, event="applied", actor=ACTOR, detail=detail)
+    rt.queue.enqueue("publish_outcome", proposal_id, "applied")
+
+
+def _apply_update(rt: Runtime, proposal: Proposal) -> bool:
+    """Write the approved values unless one moved since the card; False when it stopped on a conflict."""
+    schema = rt.hubspot.schema(proposal.object_type)
+    names = [change.property for change in proposal.changes]
+    record = rt.hubspot.read(proposal.object_type, proposal.record_id, names)
+    moved = [c for c in proposal.changes if not _holds(schema, record, c, c.old) and not _holds(schema, record, c, c.new)]
+    if moved:
+        _conflict(rt, proposal, schema, record)
+        return False
+    pending = {c.property: c.new for c in proposal.changes if not _holds(schema, record, c, c.new)}
+    write_properties(rt, schema, proposal.object_type, proposal.record_id, pending, record)
+    return True
+
+
+def _holds(schema: Schema, record: Record, change: Change, value: str | None) -> bool:
+    return schema.same(change.property, record.get(change.property), value)
+
+
+def _conflict(rt: Runtime, proposal: Proposal, schema: Schema, record: Record) -> None:
+    changes = [
+        c.model_copy(update={"current": record.get(c.property), "current_display": schema.display(c.property, record.get(c.property))})
+        if not _holds(schema, record, c, c.old)
+        else c
+        for c in proposal.changes
+    ]
+    detail = {c.property: f"now {c.current or ''}" for c in changes if c.current_display}
+    done = rt.store.transition(
+        proposal.id, allowed=[Status.APPROVED], to=Status.CONFLICT, event="conflict", actor=ACTOR, detail=detail, changes=changes
+    )
+    if done.done:
+        rt.queue.enqueue("publish_outcome", proposal.id, "conflict")
+
+
+def write_properties(
+    rt: Runtime, schema: Schema, object_type: str, record_id: str, values: dict[str, str], current: Record
+) -> None:
+    """Write `values` and read them back. A lifecycle stage moving backward is cleared first, as HubSpot requires."""
+    if not values:
+        return
+    backward = LIFECYCLE in values and schema.is_backward(LIFECYCLE, current.get(LIFECYCLE), values[LIFECYCLE])
+    if backward:
+        rt.hubspot.update(object_type, record_id, {LIFECYCLE: ""})
+    rt.hubspot.update(object_type, record_id, values)
+    after = rt.hubspot.read(object_type, record_id, values)
+    refused = [name for name, value in values.items() if not schema.same(name, after.get(name), value)]
+    if refused:
+        shown = ", ".join(f"{schema.label(n)} is {schema.display(n, after.get(n))}" for n in refused)
+        raise WriteNotTaken(f"HubSpot did not keep the new value ({shown})")
+
+
+def _create_engagement(rt: Runtime, proposal: Proposal) -> None:
+    if proposal.created_object_id:
+        return
+    now_ms = str(int(rt.clock().timestamp() * 1000))
+    owner = proposal.record.owner_id if proposal.record else None
+    if proposal.action is Action.CREATE_NOTE and proposal.note:
+        kind, properties = "notes", {"hs_note_body": proposal.note.body, "hs_timestamp": now_ms}
+    elif proposal.task:
+        task = proposal.task
+        due = str(int(_midnight_ms(task.due))) if task.due else now_ms
+        kind = "tasks"
+        properties = {"hs_task_subject": task.subject, "hs_task_body": task.body, "hs_timestamp": due, "hs_task_status": "NOT_STARTED"}
+        owner = task.owner_id or owner
+    else:
+        raise WriteNotTaken(f"proposal {proposal.id} has nothing to create")
+    if owner:
+        properties[OWNER_PROPERTY] = owner
+    created = rt.hubspot.create_engagement(kind, properties, proposal.object_type, proposal.record_id)
+    rt.store.transition(proposal.id, allowed=None, to=None, event="created", actor=ACTOR, detail={kind: created}, created_object_id=created)
+    proposal.created_object_id = created
+
+
+def _midnight_ms(day: object) -> int:
+    from datetime import UTC, datetime, time
+
+    return int(datetime.combine(day, time.min, UTC).timestamp() * 1000)  # type: ignore[arg-type]
+
+
+def _fail(rt: Runtime, proposal: Proposal, expected: Status, why: str) -> None:
+    done = rt.store.transition(proposal.id, allowed=[expected], to=Status.FAILED, event="failed", actor=ACTOR, detail={"error": why}, error=why)
+    if done.done:
+        rt.queue.enqueue("publish_outcome", proposal.id, "failed")
+
+
+# -- undo ------------------------------------------------------------------------------------------
+
+
+def undo_proposal(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> None:
+    proposal = rt.store.require(proposal_id)
+    if proposal.status is not Status.UNDOING:
+        return
+    try:
+        if proposal.action is Action.UPDATE:
+            if not _undo_update(rt, proposal):
+                return
+        elif proposal.created_object_id:
+            kind = "notes" if proposal.action is Action.CREATE_NOTE else "tasks"
+            rt.hubspot.archive(kind, proposal.created_object_id)
+    except (HubSpotError, WriteNotTaken) as error:
+        if isinstance(error, HubSpotError) and error.retryable and not final_attempt:
+            raise
+        _refuse_undo(rt, proposal, f"HubSpot refused the write-back: {error}")
+        return
+    detail = {c.property: f"{c.new} -> {c.old or ''}" for c in proposal.changes}
+    rt.store.transition(proposal_id, allowed=[Status.UNDOING], to=Status.UNDONE, event="undone", actor=proposal.undone_by or ACTOR, detail=detail)
+    rt.queue.enqueue("publish_outcome", proposal_id, f"undone-{len(proposal.events)}")
+
+
+def _undo_update(rt: Runtime, proposal: Proposal) -> bool:
+    schema = rt.hubspot.schema(proposal.object_type)
+    names = [change.property for change in proposal.changes]
+    record = rt.hubspot.read(proposal.object_type, proposal.record_id, names, with_history=names)
+    drifted = [c for c in proposal.changes if not _holds(schema, record, c, c.new) and not _holds(schema, record, c, c.old)]
+    if drifted:
+        _refuse_undo(rt, proposal, "; ".join(_drift(schema, record, c) for c in drifted))
+        return False
+    pending = {c.property: c.old or "" for c in proposal.changes if not _holds(schema, record, c, c.old)}
+    write_properties(rt, schema, proposal.object_type, proposal.record_id, pending, record)
+    return True
+
+
+def _drift(schema: Schema, record: Record, change: Change) -> str:
+    """Who or what changed a property since hsgate wrote it, from HubSpot's property history."""
+    now = schema.display(change.property, record.get(change.property))
+    entries = record.history.get(change.property) or []
+    latest = entries[0] if entries else None
+    if latest is None:
+        return f"{change.label} is now {now}"
+    owner = schema.owner_by_user_id(latest.updated_by_user_id)
+    who = owner.name if owner else (f"HubSpot user {latest.updated_by_user_id}" if latest.updated_by_user_id else None)
+    source = (latest.source_type or "an unknown source").replace("_", " ").lower()
+    by = f"{who} ({source})" if who else source
+    return f"{change.label} is now {now}, changed by {by} at {latest.timestamp}"
+
+
+def _refuse_undo(rt: Runtime, proposal: Proposal, why: str) -> None:
+    done = rt.store.transition(
+        proposal.id, allowed=[Status.UNDOING], to=Status.APPLIED, event="undo_refused", actor=ACTOR, detail={"why": why}, error=why
+    )
+    if done.done and proposal.card:
+        rt.messenger.post(proposal.card.channel, _undo_refused_reply(why), thread_ts=proposal.card.ts)
+
+
+def _undo_refused_reply(why: str) -> "Card":
+    from app.cards import Card, escape
+
+    text = f"Undo refused, nothing was written: {escape(why)}."
+    return Card(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+
+
+# -- Slack -----------------------------------------------------------------------------------------
+
+
+def publish_outcome(rt: Runtime, proposal_id: str) -> None:
+    """Replace the card with its outcome (no buttons left) and record it in the card's thread."""
+    proposal = rt.store.require(proposal_id)
+    if proposal.card is None or not proposal.card.ts:
+        return
+    rt.messenger.update(proposal.card.channel, proposal.card.ts, outcome_card(proposal))
+    actor = proposal.undone_by if proposal.status is Status.UNDONE else proposal.decided_by
+    at = proposal.events[-1].at if proposal.events else rt.clock()
+    rt.messenger.post(proposal.card.channel, audit_reply(proposal, actor, at), thread_ts=proposal.card.ts)
+
+
+def refresh_card(rt: Runtime, proposal_id: str) -> None:
+    """Show approval progress on a card still waiting for more approvals."""
+    proposal = rt.store.require(proposal_id)
+    if proposal.status is Status.AWAITING_APPROVAL and proposal.card:
+        rt.messenger.update(proposal.card.channel, proposal.card.ts, approval_card(proposal))

@@ -1,0 +1,43 @@
+"""Taking a proposal from an agent: validate it against HubSpot's schema, store it, queue its card."""
+
+from __future__ import annotations
+
+from app.models import Action, Change, ProposalIn, Proposal
+from app.runtime import Runtime
+from app.validation import normalize_changes
+
+
+def submit(rt: Runtime, agent: str, body: ProposalIn) -> tuple[Proposal, bool]:
+    """Store the proposal and queue its preparation; the same idempotency key returns the first one.
+
+    Raises ProposalInvalid when a property or value would not be accepted.
+    """
+    if body.idempotency_key:
+        existing = rt.store.find_by_idempotency_key(agent, body.idempotency_key)
+        if existing is not None:
+            return existing, False
+    changes: list[Change] = []
+    if body.action is Action.UPDATE and body.changes:
+        schema = rt.hubspot.schema(body.object_type)
+        normalized = normalize_changes(schema, body.changes)
+        changes = [
+            Change(property=name, label=schema.label(name), new=value, new_display=schema.display(name, value))
+            for name, value in normalized.items()
+        ]
+    proposal = Proposal(
+        id=rt.store.new_id(),
+        agent=agent,
+        action=body.action,
+        object_type=body.object_type,
+        record_id=body.record_id,
+        changes=changes,
+        note=body.note,
+        task=body.task,
+        reason=body.reason,
+        idempotency_key=body.idempotency_key,
+        created_at=rt.clock(),
+    )
+    stored, created = rt.store.create(proposal, actor=agent)
+    if created:
+        rt.queue.enqueue("prepare_card", stored.id, "queued")
+    return stored, created

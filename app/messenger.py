@@ -1,0 +1,88 @@
+"""The one place hsgate posts to Slack.
+
+The WebClient retries Slack's 429s after their Retry-After, and 5xx and connection errors, so a
+burst of cards is paced by Slack's own answers. User lookups and DM channel ids are cached in
+Redis, shared by every process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis import Redis
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from app.cards import Card
+
+USER_CACHE_TTL_S = 3600
+MISSING_USER_TTL_S = 300
+_NO_USER = "-"
+
+
+def build_web_client(token: str, base_url: str) -> WebClient:
+    client = WebClient(token=token, base_url=base_url, timeout=15)
+    client.retry_handlers.extend(
+        [
+            RateLimitErrorRetryHandler(max_retry_count=3),
+            ServerErrorRetryHandler(max_retry_count=2),
+            ConnectionErrorRetryHandler(max_retry_count=2),
+        ]
+    )
+    return client
+
+
+class SlackMessenger:
+    def __init__(self, client: WebClient, redis: Redis) -> None:
+        self.client = client
+        self._redis = redis
+
+    def post(self, channel: str, card: Card, thread_ts: str | None = None) -> tuple[str, str]:
+        """Post a message; returns the channel id Slack filed it under (D... for a DM) and its ts."""
+        answer = self.client.chat_postMessage(
+            channel=channel, text=card.text, blocks=card.blocks, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False
+        )
+        return str(answer["channel"]), str(answer["ts"])
+
+    def update(self, channel: str, ts: str, card: Card) -> None:
+        # An empty block list removes the buttons; leaving blocks out would keep the old ones.
+        self.client.chat_update(channel=channel, ts=ts, text=card.text, blocks=card.blocks)
+
+    def ephemeral(self, channel: str, user: str, text: str) -> None:
+        self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+    def dm_channel(self, user: str) -> str:
+        key = f"hsgate:cache:slack:dm:{user}"
+        cached = self._redis.get(key)
+        if cached is not None:
+            return cached.decode() if isinstance(cached, bytes) else str(cached)
+        answer = self.client.conversations_open(users=user)
+        channel = str(answer["channel"]["id"])
+        self._redis.set(key, channel, ex=USER_CACHE_TTL_S)
+        return channel
+
+    def user_for_email(self, email: str) -> str | None:
+        """The Slack user id with this email, or None when there is none."""
+        key = f"hsgate:cache:slack:email:{email.lower()}"
+        cached = self._redis.get(key)
+        if cached is not None:
+            user = cached.decode() if isinstance(cached, bytes) else str(cached)
+            return None if user == _NO_USER else user
+        try:
+            answer = self.client.users_lookupByEmail(email=email)
+        except SlackApiError as error:
+            if error.response.get("error") != "users_not_found":
+                raise
+            self._redis.set(key, _NO_USER, ex=MISSING_USER_TTL_S)
+            return None
+        user = str(answer["user"]["id"])
+        self._redis.set(key, user, ex=USER_CACHE_TTL_S)
+        return user
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        self.client.views_publish(user_id=user, view=view)

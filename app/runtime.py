@@ -1,0 +1,66 @@
+"""The services one hsgate process shares: built once from settings, reached by jobs and handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis import Redis
+
+from app.config import Settings
+from app.hubspot import HubSpotGateway
+from app.messenger import SlackMessenger, build_web_client
+from app.queue import JobQueue
+from app.store import Clock, ProposalStore, utc_now
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: Redis
+    store: ProposalStore
+    hubspot: HubSpotGateway
+    messenger: SlackMessenger
+    queue: JobQueue
+    clock: Clock
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        redis: Redis,
+        clock: Clock = utc_now,
+        hubspot_retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
+    ) -> Runtime:
+        web_client = build_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+        return cls(
+            settings=settings,
+            redis=redis,
+            store=ProposalStore(redis, clock),
+            hubspot=HubSpotGateway(
+                settings.hubspot_access_token.get_secret_value(),
+                settings.hubspot_api_url,
+                redis,
+                rate_limit=settings.hubspot_rate_limit,
+                retry_delays=hubspot_retry_delays,
+                portal_id=settings.hubspot_portal_id,
+            ),
+            messenger=SlackMessenger(web_client, redis),
+            queue=JobQueue(redis),
+            clock=clock,
+        )
+
+
+_current: Runtime | None = None
+
+
+def install(runtime: Runtime) -> None:
+    """Make `runtime` the one RQ jobs use in this process (and in the worker's forks)."""
+    global _current
+    _current = runtime
+
+
+def current() -> Runtime:
+    if _current is None:
+        raise RuntimeError("no hsgate runtime installed in this process")
+    return _current

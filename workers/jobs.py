@@ -1,0 +1,34 @@
+"""RQ jobs: each takes a proposal id and hands it to the plain function that does the work."""
+
+from __future__ import annotations
+
+from rq import get_current_job
+
+from app import execution
+from app.runtime import current
+
+
+def _final_attempt() -> bool:
+    """Whether RQ will not retry this job again, so a passing HubSpot outage must now end in `failed`."""
+    job = get_current_job()
+    return job is None or not job.retries_left
+
+
+def prepare_card(proposal_id: str) -> None:
+    execution.prepare_card(current(), proposal_id, _final_attempt())
+
+
+def apply_proposal(proposal_id: str) -> None:
+    execution.apply_proposal(current(), proposal_id, _final_attempt())
+
+
+def undo_proposal(proposal_id: str) -> None:
+    execution.undo_proposal(current(), proposal_id, _final_attempt())
+
+
+def publish_outcome(proposal_id: str) -> None:
+    execution.publish_outcome(current(), proposal_id)
+
+
+def refresh_card(proposal_id: str) -> None:
+    execution.refresh_card(current(), proposal_id)
