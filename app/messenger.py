@@ -12,6 +12,7 @@ from typing import Any
 from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -53,8 +54,9 @@ class SlackMessenger:
         # An empty block list removes the buttons; leaving blocks out would keep the old ones.
         self.client.chat_update(channel=channel, ts=ts, text=card.text, blocks=card.blocks)
 
-    def ephemeral(self, channel: str, user: str, text: str) -> None:
-        self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+    def ephemeral(self, response_url: str, text: str) -> None:
+        """Answer only the person who clicked, through the click's response_url (works in any channel)."""
+        WebhookClient(response_url, timeout=15).send(text=text, response_type="ephemeral", replace_original=False)
 
     def dm_channel(self, user: str) -> str:
         key = f"hsgate:cache:slack:dm:{user}"

@@ -129,6 +129,14 @@ class Schema:
             return [Option(o.id, o.name) for o in self.owners.values()]
         return list(prop.options)
 
+    def value_for_label(self, name: str, label: str) -> str | None:
+        """The id behind a label an agent sent instead of it ("Closed Won" -> "closedwon")."""
+        wanted = label.strip().lower()
+        labels = {option.label.lower(): option.value for option in self.allowed_values(name)}
+        if name in STAGE_PROPERTIES:
+            labels |= {stage.label.lower(): stage.id for pipeline in self.pipelines for stage in pipeline.stages}
+        return labels.get(wanted)
+
     def display(self, name: str, value: str | None) -> str:
         """A value as a person reads it: labels, not ids; dates as dates."""
         if value is None or value == "":

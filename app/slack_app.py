@@ -15,7 +15,6 @@ from app.runtime import Runtime
 def build_bolt_app(rt: Runtime) -> App:
     settings = rt.settings
     app = App(
-        token=settings.slack_bot_token.get_secret_value(),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         client=rt.messenger.client,
         token_verification_enabled=False,
@@ -26,8 +25,7 @@ def build_bolt_app(rt: Runtime) -> App:
         reply = decide(rt, action["value"], user, approve)
         ack()
         if reply:
-            channel = body.get("container", {}).get("channel_id") or body["channel"]["id"]
-            rt.messenger.ephemeral(channel, user, reply)
+            rt.messenger.ephemeral(body["response_url"], reply)
 
     @app.action(APPROVE_ACTION)
     def approve(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:

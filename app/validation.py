@@ -85,10 +85,9 @@ def _check_option(schema: Schema, name: str, value: str, where: str) -> tuple[st
     parts = value.split(";") if prop.field_type == "checkbox" else [value]
     if all(part in values for part in parts):
         return value, None
-    by_label = {option.label.lower(): option.value for option in options}
     hint = ""
-    if value.lower() in by_label:
-        hint = f" {value!r} is a label; send its id {by_label[value.lower()]!r}."
+    if (meant := schema.value_for_label(name, value)) is not None:
+        hint = f" {value!r} is a label; send its id {meant!r}."
     elif name == OWNER_PROPERTY:
         hint = " Send the HubSpot owner id, not a user id or email."
     listed = [f"{option.value} ({option.label})" for option in options[:MAX_LISTED]]

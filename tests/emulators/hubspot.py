@@ -454,8 +454,8 @@ class HubSpotEmulator:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> HubSpotEmulator:
-        self._server = LoopbackServer(self._app).start()
+    def start(self, port: int = 0) -> HubSpotEmulator:
+        self._server = LoopbackServer(self._app, port).start()
         self.url = self._server.url
         return self
 

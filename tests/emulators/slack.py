@@ -203,14 +203,14 @@ class SlackEmulator:
 
     # -------------------------------------------------------------- lifecycle and seed
 
-    def start(self) -> SlackEmulator:
+    def start(self, port: int = 0) -> SlackEmulator:
         app = Starlette(
             routes=[
                 Route("/api/{method}", self._web_api, methods=["GET", "POST"]),
                 Route("/response/{token}", self._response_url, methods=["POST"]),
             ]
         )
-        self._server = LoopbackServer(app).start()
+        self._server = LoopbackServer(app, port).start()
         self.url = self._server.url
         self.api_url = f"{self.url}/api/"
         return self

@@ -1,0 +1,87 @@
+"""`hsgate`: run the web process, the worker, or both with an embedded Redis (`hsgate run`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from app.config import ConfigError, Settings, load_settings
+from app.redis_server import connect, embedded_url
+from app.runtime import Runtime
+from app.slack_app import build_bolt_app
+from app.web import build_web_app
+from workers.worker import run_worker
+
+log = logging.getLogger("hsgate")
+
+
+def _runtime(settings: Settings) -> Runtime:
+    return Runtime.build(settings, connect(settings))
+
+
+def serve_web(settings: Settings) -> None:
+    """The web process: Slack's requests (HTTP, or Socket Mode with SLACK_APP_TOKEN) and the agents' API."""
+    rt = _runtime(settings)
+    bolt = build_bolt_app(rt)
+    if settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        SocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).connect()
+        log.info("connected to Slack in Socket Mode")
+    uvicorn.run(build_web_app(rt, bolt), host="0.0.0.0", port=settings.port, log_level="info")
+
+
+def work(settings: Settings, burst: bool) -> None:
+    run_worker(_runtime(settings), burst=burst)
+
+
+def run_all(settings: Settings) -> None:
+    """One process tree for local use: the embedded Redis (without REDIS_URL), a worker, the web app."""
+    env = dict(os.environ)
+    if not settings.redis_url:
+        env["REDIS_URL"] = embedded_url(settings.hsgate_data_dir)
+        settings = settings.model_copy(update={"redis_url": env["REDIS_URL"]})
+    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env)
+    try:
+        serve_web(settings)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hsgate", description="The human gate between AI agents and HubSpot.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="web, worker and (without REDIS_URL) an embedded Redis, for local use")
+    commands.add_parser("web", help="the web process: Slack and the agents' API")
+    worker = commands.add_parser("worker", help="a worker process")
+    worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("urllib3", "slack_sdk", "slack_bolt", "hubspot", "rq.worker"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            run_all(settings)
+        elif args.command == "web":
+            serve_web(settings)
+        else:
+            work(settings, burst=args.burst)
+    except ConfigError as error:
+        print(f"hsgate: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
