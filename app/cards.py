@@ -14,6 +14,8 @@ from app.models import Action, Change, Proposal, Status
 
 APPROVE_ACTION = "hsgate_approve"
 REJECT_ACTION = "hsgate_reject"
+UNDO_ACTION = "hsgate_undo"
+DIGEST_LINES_PER_MESSAGE = 40
 SECTION_LIMIT = 2900
 
 OBJECT_NOUNS = {"contacts": "Contact", "companies": "Company", "deals": "Deal", "tickets": "Ticket"}
@@ -88,6 +90,9 @@ def _body(proposal: Proposal) -> list[dict[str, Any]]:
         blocks.append(_context(f":information_source: Sent here because {escape(proposal.card.fallback_reason)}."))
     blocks += _what(proposal)
     blocks.append(_section(f"*Why:* {escape(proposal.reason)}"))
+    if proposal.rules_fired:
+        rules = "\n".join(f"• {escape(rule)}" for rule in proposal.rules_fired)
+        blocks.append(_context(f":rotating_light: Policy rules that apply:\n{rules}"))
     blocks.append(
         _context(
             f"Proposed by *{escape(proposal.agent)}* · {slack_date(proposal.created_at)} · proposal `{proposal.id}`"
@@ -204,3 +209,22 @@ def _diff_lines(proposal: Proposal, undo: bool) -> str:
         before, after = (change.new_display, change.old_display) if undo else (change.old_display, change.new_display)
         lines.append(f"• {escape(change.label)}: {escape(before)} → {escape(after)}")
     return "\n".join(lines)
+
+
+def digest_cards(proposals: list[Proposal]) -> list[Card]:
+    """What agents applied automatically, each line with an Undo button; split to stay under 50 blocks."""
+    cards = []
+    for start in range(0, len(proposals), DIGEST_LINES_PER_MESSAGE):
+        chunk = proposals[start : start + DIGEST_LINES_PER_MESSAGE]
+        heading = f"*Applied automatically by policy* ({len(proposals)} change{'s' if len(proposals) != 1 else ''}):"
+        blocks = [_section(heading)] + [_digest_line(proposal) for proposal in chunk]
+        cards.append(Card(text=f"hsgate applied {len(proposals)} change(s) from agents to your records", blocks=blocks))
+    return cards
+
+
+def _digest_line(proposal: Proposal) -> dict[str, Any]:
+    what = "; ".join(_diff_lines(proposal, undo=False).splitlines()).replace("• ", "")
+    line = f"{record_title(proposal)}: {what}\n_{escape(proposal.agent)}: {escape(proposal.reason)}_ · `{proposal.id}`"
+    block = _section(line)
+    block["accessory"] = _button("Undo", UNDO_ACTION, proposal.id, "danger")
+    return block

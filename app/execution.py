@@ -8,16 +8,15 @@ overwritten.
 
 from __future__ import annotations
 
-import logging
+from datetime import UTC, date, datetime, time
 
-from app.cards import approval_card, audit_reply, outcome_card
+from app import digest
+from app.cards import Card, approval_card, audit_reply, escape, outcome_card
 from app.hubspot import HubSpotError, Record
-from app.models import Action, CardRef, Change, Proposal, RecordView, Status
-from app.routing import NoRoute, route_card
+from app.models import Action, CardRef, Change, MessageRef, Proposal, RecordView, Status, Tier
+from app.routing import NoRoute, Route, route_card
 from app.runtime import Runtime
 from app.schema import NAME_PROPERTIES, OWNER_PROPERTY, PIPELINE_PROPERTY, STAGE_PROPERTY, Schema
-
-log = logging.getLogger(__name__)
 
 ACTOR = "hsgate"
 LIFECYCLE = "lifecyclestage"
@@ -57,8 +56,13 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
         owner_name=owner.name if owner else None,
         owner_email=owner.email if owner else None,
     )
+    assessment = rt.policy.assess(proposal.model_copy(update={"changes": changes}), schema, rt.clock())
+    if assessment.tier is Tier.BLOCK:
+        _fail(rt, proposal, Status.QUEUED, "blocked by policy: " + "; ".join(assessment.fired))
+        return
+    pipeline_id = record.get(PIPELINE_PROPERTY.get(proposal.object_type, ""))
     try:
-        route = route_card(rt, proposal, owner)
+        route = route_card(rt, proposal, owner, pipeline_id)
     except NoRoute as error:
         _fail(rt, proposal, Status.QUEUED, f"no one to ask: {error}")
         return
@@ -68,13 +72,28 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
         to=None,
         event="prepared",
         actor=ACTOR,
+        detail={"tier": assessment.tier.value, "approvals": str(assessment.approvals)},
         changes=changes,
         record=view,
         approvers=route.approvers,
+        tier=assessment.tier,
+        approvals_required=assessment.approvals,
+        rules_fired=list(assessment.fired),
+        notify_channel=route.channel,
     )
+    if assessment.tier is Tier.AUTO:
+        rt.store.transition(proposal_id, allowed=[Status.QUEUED], to=Status.APPROVED, event="auto_approved", actor="policy")
+        apply_proposal(rt, proposal_id, final_attempt)
+        return
+    _post_card(rt, proposal_id, route)
+
+
+def _post_card(rt: Runtime, proposal_id: str, route: Route) -> None:
     prepared = rt.store.require(proposal_id)
     draft = CardRef(channel=route.channel, ts="", approver_user=route.approver_user, fallback_reason=route.fallback_reason)
-    channel, ts = rt.messenger.post(route.channel, approval_card(prepared.model_copy(update={"card": draft})))
+    card = approval_card(prepared.model_copy(update={"card": draft}))
+    channel, ts = rt.messenger.post(route.channel, card)
+    copies = [MessageRef(channel=c, ts=t) for c, t in (rt.messenger.post(dm, card) for dm in route.copies_to)]
     rt.store.transition(
         proposal_id,
         allowed=[Status.QUEUED],
@@ -82,7 +101,7 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
         event="card_posted",
         actor=ACTOR,
         detail={"channel": channel, "ts": ts},
-        card=draft.model_copy(update={"channel": channel, "ts": ts}),
+        card=draft.model_copy(update={"channel": channel, "ts": ts, "copies": copies}),
     )
 
 
@@ -145,7 +164,10 @@ def apply_proposal(rt: Runtime, proposal_id: str, final_attempt: bool = True) ->
         return
     detail = {c.property: f"{c.old or ''} -> {c.new}" for c in proposal.changes}
     rt.store.transition(proposal_id, allowed=[Status.APPROVED], to=Status.APPLIED, event="applied", actor=ACTOR, detail=detail)
-    rt.queue.enqueue("publish_outcome", proposal_id, "applied")
+    if proposal.tier is Tier.AUTO:
+        digest.add(rt, rt.store.require(proposal_id))
+    else:
+        rt.queue.enqueue("publish_outcome", proposal_id, "applied")
 
 
 def _apply_update(rt: Runtime, proposal: Proposal) -> bool:
@@ -207,7 +229,7 @@ def _create_engagement(rt: Runtime, proposal: Proposal) -> None:
         kind, properties = "notes", {"hs_note_body": proposal.note.body, "hs_timestamp": now_ms}
     elif proposal.task:
         task = proposal.task
-        due = str(int(_midnight_ms(task.due))) if task.due else now_ms
+        due = str(_midnight_ms(task.due)) if task.due else now_ms
         kind = "tasks"
         properties = {"hs_task_subject": task.subject, "hs_task_body": task.body, "hs_timestamp": due, "hs_task_status": "NOT_STARTED"}
         owner = task.owner_id or owner
@@ -220,10 +242,8 @@ def _create_engagement(rt: Runtime, proposal: Proposal) -> None:
     proposal.created_object_id = created
 
 
-def _midnight_ms(day: object) -> int:
-    from datetime import UTC, datetime, time
-
-    return int(datetime.combine(day, time.min, UTC).timestamp() * 1000)  # type: ignore[arg-type]
+def _midnight_ms(day: date) -> int:
+    return int(datetime.combine(day, time.min, UTC).timestamp() * 1000)
 
 
 def _fail(rt: Runtime, proposal: Proposal, expected: Status, why: str) -> None:
@@ -291,9 +311,7 @@ def _refuse_undo(rt: Runtime, proposal: Proposal, why: str) -> None:
         rt.messenger.post(proposal.card.channel, _undo_refused_reply(why), thread_ts=proposal.card.ts)
 
 
-def _undo_refused_reply(why: str) -> "Card":
-    from app.cards import Card, escape
-
+def _undo_refused_reply(why: str) -> Card:
     text = f"Undo refused, nothing was written: {escape(why)}."
     return Card(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
@@ -304,16 +322,23 @@ def _undo_refused_reply(why: str) -> "Card":
 def publish_outcome(rt: Runtime, proposal_id: str) -> None:
     """Replace the card with its outcome (no buttons left) and record it in the card's thread."""
     proposal = rt.store.require(proposal_id)
-    if proposal.card is None or not proposal.card.ts:
-        return
-    rt.messenger.update(proposal.card.channel, proposal.card.ts, outcome_card(proposal))
     actor = proposal.undone_by if proposal.status is Status.UNDONE else proposal.decided_by
-    at = proposal.events[-1].at if proposal.events else rt.clock()
-    rt.messenger.post(proposal.card.channel, audit_reply(proposal, actor, at), thread_ts=proposal.card.ts)
+    reply = audit_reply(proposal, actor, proposal.events[-1].at)
+    if proposal.card is None or not proposal.card.ts:
+        if proposal.notify_channel and proposal.status is Status.UNDONE:
+            rt.messenger.post(proposal.notify_channel, reply)  # an auto-applied change has no card thread
+        return
+    _update_cards(rt, proposal.card, outcome_card(proposal))
+    rt.messenger.post(proposal.card.channel, reply, thread_ts=proposal.card.ts)
+
+
+def _update_cards(rt: Runtime, card: CardRef, content: Card) -> None:
+    for message in [card, *card.copies]:
+        rt.messenger.update(message.channel, message.ts, content)
 
 
 def refresh_card(rt: Runtime, proposal_id: str) -> None:
     """Show approval progress on a card still waiting for more approvals."""
     proposal = rt.store.require(proposal_id)
     if proposal.status is Status.AWAITING_APPROVAL and proposal.card:
-        rt.messenger.update(proposal.card.channel, proposal.card.ts, approval_card(proposal))
+        _update_cards(rt, proposal.card, approval_card(proposal))

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from app.models import Action, Change, ProposalIn, Proposal
 from app.runtime import Runtime
-from app.validation import normalize_changes
+from app.validation import ProposalInvalid, normalize_changes
 
 
 def submit(rt: Runtime, agent: str, body: ProposalIn) -> tuple[Proposal, bool]:
     """Store the proposal and queue its preparation; the same idempotency key returns the first one.
 
-    Raises ProposalInvalid when a property or value would not be accepted.
+    Raises ProposalInvalid when the agent's scope or the policy refuses it, or HubSpot would.
     """
     if body.idempotency_key:
         existing = rt.store.find_by_idempotency_key(agent, body.idempotency_key)
         if existing is not None:
             return existing, False
+    names = list(body.changes or {})
+    refused = rt.policy.scope_problems(agent, body.object_type, body.action, names) or rt.policy.blocked(
+        body.object_type, body.action, names
+    )
+    if refused:
+        raise ProposalInvalid(refused)
     changes: list[Change] = []
     if body.action is Action.UPDATE and body.changes:
         schema = rt.hubspot.schema(body.object_type)

@@ -120,13 +120,19 @@ class RecordView(BaseModel):
     owner_email: str | None = None
 
 
-class CardRef(BaseModel):
-    """Where the card was posted: `channel` is the id chat.update needs (D... in a DM)."""
+class MessageRef(BaseModel):
+    """A posted message: `channel` is the id chat.update needs (D... in a DM, not the user id)."""
 
     channel: str
     ts: str
+
+
+class CardRef(MessageRef):
+    """Where the card was posted, and the copies kept in step with it (delegates' DMs)."""
+
     approver_user: str | None = None  # the owner's Slack user id, when the card went to their DM
     fallback_reason: str | None = None
+    copies: list[MessageRef] = []
 
 
 class Event(BaseModel):
@@ -155,8 +161,10 @@ class Proposal(BaseModel):
     approvals_required: int = 1
     approvals: list[str] = []
     approvers: list[str] = []  # Slack user ids who may decide, fixed when the card is posted
+    rules_fired: list[str] = []  # the policy rules that raised this proposal's tier or approvals
     record: RecordView | None = None
     card: CardRef | None = None
+    notify_channel: str | None = None  # where the owner hears of auto-applied changes (their DM)
     decided_by: str | None = None
     decided_at: datetime | None = None
     undone_by: str | None = None

@@ -722,7 +722,7 @@ def _rule(located: _Located, index: int, raw: dict[str, object]) -> Rule:
     if kind.value is not None and value is None:
         raise located.error(("rules", index, "when"), f"{when} needs a value ({kind.value})", ("rules", index, "value"))
     if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value < 0):
-        raise error("value", f"must be a number of {kind.value} of at least 0, not {value!r}")
+        raise error("value", f"must be a number ({kind.value}) of at least 0, not {value!r}")
     watched = raw.get("property")
     if watched is not None and kind.default_property is None:
         raise error("property", f"{when} watches a fixed property and takes no `property`")

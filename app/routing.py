@@ -1,8 +1,13 @@
-"""Who sees a proposal's card and who may decide it."""
+"""Who sees a proposal's card and who may decide it.
+
+A card goes to the channel the policy names for the record's owner or pipeline, else to the
+owner's DM, else (no owner, or an owner without a Slack account) to the fallback channel. The owner,
+the owner's delegates and the admins may decide; delegates get a copy of a card sent to a DM.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.cards import OBJECT_NOUNS
 from app.models import Proposal
@@ -18,29 +23,37 @@ class NoRoute(Exception):
 class Route:
     channel: str  # where the card is posted (a D... DM or a C... channel)
     approvers: list[str]  # Slack user ids who may decide
-    approver_user: str | None = None  # the owner's Slack user, when the card is in their DM
+    approver_user: str | None = None  # the owner's Slack user, when known
     fallback_reason: str | None = None
+    copies_to: list[str] = field(default_factory=list)  # DM channels that get a copy of the card
 
 
-def route_card(rt: Runtime, proposal: Proposal, owner: Owner | None) -> Route:
-    """The owner's DM; the fallback channel when the record has no owner reachable in Slack."""
-    admins = rt.settings.hsgate_admins
+def route_card(rt: Runtime, proposal: Proposal, owner: Owner | None, pipeline_id: str | None) -> Route:
+    policy = rt.policy
+    owner_user = rt.messenger.user_for_email(owner.email) if owner and owner.email else None
+    delegates = list(policy.delegates.get(owner.id, ())) if owner else []
+    approvers = _unique([*([owner_user] if owner_user else []), *delegates, *rt.admins])
+    channel = (policy.owner_channels.get(owner.id) if owner else None) or (
+        policy.pipeline_channels.get(pipeline_id) if pipeline_id else None
+    )
+    if channel:
+        return Route(channel=channel, approvers=approvers, approver_user=owner_user)
+    if owner_user:
+        copies = [rt.messenger.dm_channel(user) for user in delegates if user != owner_user]
+        return Route(rt.messenger.dm_channel(owner_user), approvers, owner_user, copies_to=copies)
     noun = OBJECT_NOUNS[proposal.object_type].lower()
     if owner is None:
         reason = f"the {noun} has no owner in HubSpot"
     else:
-        user = rt.messenger.user_for_email(owner.email) if owner.email else None
-        if user is not None:
-            return Route(channel=rt.messenger.dm_channel(user), approvers=_unique([user, *admins]), approver_user=user)
         reason = f"its owner {owner.name} has no Slack account for {owner.email or 'their HubSpot email'}"
-    fallback = rt.settings.hsgate_fallback_channel
+    fallback = rt.settings.hsgate_fallback_channel or policy.fallback_channel
     if not fallback:
-        raise NoRoute(f"{reason}, and HSGATE_FALLBACK_CHANNEL is not set")
-    return Route(channel=fallback, approvers=list(admins), fallback_reason=reason)
+        raise NoRoute(f"{reason}, and no fallback channel is set (HSGATE_FALLBACK_CHANNEL or [routing] fallback_channel)")
+    return Route(channel=fallback, approvers=approvers, fallback_reason=reason)
 
 
 def may_decide(rt: Runtime, proposal: Proposal, user: str) -> bool:
-    return user in proposal.approvers or user in rt.settings.hsgate_admins
+    return user in proposal.approvers or user in rt.admins
 
 
 def _unique(users: list[str]) -> list[str]:

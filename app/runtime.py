@@ -10,6 +10,7 @@ from redis import Redis
 from app.config import Settings
 from app.hubspot import HubSpotGateway
 from app.messenger import SlackMessenger, build_web_client
+from app.policy import Policy
 from app.queue import JobQueue
 from app.store import Clock, ProposalStore, utc_now
 
@@ -22,7 +23,13 @@ class Runtime:
     hubspot: HubSpotGateway
     messenger: SlackMessenger
     queue: JobQueue
+    policy: Policy
     clock: Clock
+
+    @property
+    def admins(self) -> tuple[str, ...]:
+        """Slack users who may decide anything: HSGATE_ADMINS and the policy's [approvers] admins."""
+        return tuple(dict.fromkeys([*self.settings.hsgate_admins, *self.policy.admins]))
 
     @classmethod
     def build(
@@ -31,7 +38,9 @@ class Runtime:
         redis: Redis,
         clock: Clock = utc_now,
         hubspot_retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
+        policy: Policy | None = None,
     ) -> Runtime:
+        """Raises PolicyError when the policy file is malformed."""
         web_client = build_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
         return cls(
             settings=settings,
@@ -47,6 +56,7 @@ class Runtime:
             ),
             messenger=SlackMessenger(web_client, redis),
             queue=JobQueue(redis),
+            policy=policy or Policy.load(settings.hsgate_policy),
             clock=clock,
         )
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from app.cards import APPROVE_ACTION, REJECT_ACTION
+from app.cards import APPROVE_ACTION, REJECT_ACTION, UNDO_ACTION
 from app.commands import run_command
-from app.decisions import decide
+from app.decisions import decide, request_undo
 from app.runtime import Runtime
 
 
@@ -35,8 +35,14 @@ def build_bolt_app(rt: Runtime) -> App:
     def reject(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         on_decision(ack, body, action, approve=False)
 
+    @app.action(UNDO_ACTION)
+    def undo(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        reply = request_undo(rt, action["value"], body["user"]["id"])
+        ack()
+        rt.messenger.ephemeral(body["response_url"], reply)
+
     @app.command("/hsgate")
     def command(ack: Ack, command: dict[str, Any]) -> None:
-        ack(text=run_command(rt, command["user_id"], command.get("text", "")))
+        ack(text=run_command(rt, command["user_id"], command.get("text", "")), response_type="ephemeral")
 
     return app

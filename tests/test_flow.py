@@ -200,7 +200,7 @@ def test_a_stage_from_another_pipeline_fails_with_the_pipelines_stages(gate: Gat
 
 
 def test_a_contact_card_names_the_person(gate: Gate) -> None:
-    proposal = gate.carded({"object_type": "contacts", "record_id": "2001", "changes": {"jobtitle": "Head of Buying"}, "reason": "LinkedIn"})
+    proposal = gate.carded({"object_type": "contacts", "record_id": "2001", "changes": {"lastname": "Doe-Smith"}, "reason": "Married"})
 
     assert proposal.record is not None and proposal.record.name == "Jane Doe"
     assert "record/0-1/2001|Jane Doe>" in block_text(gate.card(proposal).blocks)

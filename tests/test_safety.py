@@ -112,7 +112,7 @@ def test_agent_text_cannot_ping_or_link(gate: Gate) -> None:
         {
             "object_type": "deals",
             "record_id": "1001",
-            "changes": {"description": "<!channel> see <https://evil.example|docs>"},
+            "changes": {"dealname": "<!channel> see <https://evil.example|docs>"},
             "reason": "<@U0SAM> <!here> & <https://x.example|click>",
         }
     )

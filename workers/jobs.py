@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rq import get_current_job
 
-from app import execution
+from app import digest, execution
 from app.runtime import current
 
 
@@ -32,3 +32,7 @@ def publish_outcome(proposal_id: str) -> None:
 
 def refresh_card(proposal_id: str) -> None:
     execution.refresh_card(current(), proposal_id)
+
+
+def send_digest(channel: str) -> None:
+    digest.send(current(), channel)
