@@ -42,7 +42,7 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
         why = f"{proposal.object_type} record {proposal.record_id} does not exist" if error.not_found else error.message
         _fail(rt, proposal, Status.QUEUED, why)
         return
-    changes = [_with_old(schema, change, record) for change in proposal.changes]
+    changes = [with_old_value(schema, change, record) for change in proposal.changes]
     problem = _pipeline_problem(schema, proposal, record)
     if problem:
         _fail(rt, proposal, Status.QUEUED, problem)
@@ -113,7 +113,8 @@ def _properties_to_read(proposal: Proposal, schema: Schema) -> set[str]:
     return {name for name in names if name in schema.properties}
 
 
-def _with_old(schema: Schema, change: Change, record: Record) -> Change:
+def with_old_value(schema: Schema, change: Change, record: Record) -> Change:
+    """The change with the record's current value as the old value the card shows."""
     old = record.get(change.property)
     return change.model_copy(update={"old": old, "old_display": schema.display(change.property, old)})
 

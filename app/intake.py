@@ -10,12 +10,20 @@ from app.validation import ProposalInvalid, normalize_changes
 def submit(rt: Runtime, agent: str, body: ProposalIn) -> tuple[Proposal, bool]:
     """Store the proposal and queue its preparation; the same idempotency key returns the first one.
 
-    Raises ProposalInvalid when the agent's scope or the policy refuses it, or HubSpot would.
+    Raises ProposalInvalid (see `draft`).
     """
     if body.idempotency_key:
         existing = rt.store.find_by_idempotency_key(agent, body.idempotency_key)
         if existing is not None:
             return existing, False
+    stored, created = rt.store.create(draft(rt, agent, body), actor=agent)
+    if created:
+        rt.queue.enqueue("prepare_card", stored.id, "queued")
+    return stored, created
+
+
+def draft(rt: Runtime, agent: str, body: ProposalIn) -> Proposal:
+    """The proposal as it would be stored, or ProposalInvalid naming what the scope, policy or HubSpot refuse."""
     names = list(body.changes or {})
     refused = rt.policy.scope_problems(agent, body.object_type, body.action, names) or rt.policy.blocked(
         body.object_type, body.action, names
@@ -30,7 +38,7 @@ def submit(rt: Runtime, agent: str, body: ProposalIn) -> tuple[Proposal, bool]:
             Change(property=name, label=schema.label(name), new=value, new_display=schema.display(name, value))
             for name, value in normalized.items()
         ]
-    proposal = Proposal(
+    return Proposal(
         id=rt.store.new_id(),
         agent=agent,
         action=body.action,
@@ -43,7 +51,3 @@ def submit(rt: Runtime, agent: str, body: ProposalIn) -> tuple[Proposal, bool]:
         idempotency_key=body.idempotency_key,
         created_at=rt.clock(),
     )
-    stored, created = rt.store.create(proposal, actor=agent)
-    if created:
-        rt.queue.enqueue("prepare_card", stored.id, "queued")
-    return stored, created

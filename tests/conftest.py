@@ -10,7 +10,6 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +17,10 @@ import pytest
 from redis import Redis
 
 from app.config import Settings, load_settings
+from rq.job import Job
+
 from app.models import Proposal
+from app.policy import Policy
 from app.runtime import Runtime, install
 from app.slack_app import build_bolt_app
 from app.web import build_web_app
@@ -31,6 +33,7 @@ from workers.worker import run_worker
 AGENT_TOKEN = "agent-token-crm"
 OTHER_AGENT_TOKEN = "agent-token-enricher"
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+DEFAULT_POLICY = Policy.load(None)
 
 
 class Clock:
@@ -109,6 +112,20 @@ class Gate:
     def drain(self) -> None:
         run_worker(self.rt, burst=True, fork=False)
 
+    def use_policy(self, text: str) -> None:
+        self.rt.policy = Policy.parse(text, "hsgate.toml")
+
+    def run_scheduled(self) -> list[str]:
+        """Run every job scheduled for later (digests, retries) now, as if their time had come."""
+        queue = self.rt.queue.rq
+        registry = queue.scheduled_job_registry
+        job_ids = registry.get_job_ids()
+        for job in Job.fetch_many(job_ids, connection=self.rt.redis, serializer=queue.serializer):
+            registry.remove(job)
+            queue.enqueue_job(job)
+        self.drain()
+        return job_ids
+
     def proposal(self, proposal_id: str) -> Proposal:
         return self.rt.store.require(proposal_id)
 
@@ -163,6 +180,7 @@ def stack(redis_url: str, hubspot: HubSpotEmulator, slack: SlackEmulator) -> Ite
 def gate(stack: tuple[Runtime, str, Clock], hubspot: HubSpotEmulator, slack: SlackEmulator) -> Iterator[Gate]:
     rt, url, clock = stack
     rt.redis.flushdb()
+    rt.policy = DEFAULT_POLICY
     hubspot.reset()
     slack.reset()
     clock.now = START
@@ -170,8 +188,3 @@ def gate(stack: tuple[Runtime, str, Clock], hubspot: HubSpotEmulator, slack: Sla
     gate = Gate(rt, url, slack, hubspot, clock)
     yield gate
     gate.http.close()
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "hsgate-data"
