@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.models import Action, Change, Proposal, Status
+from app.models import Action, Change, Event, Proposal, Status
 
 APPROVE_ACTION = "hsgate_approve"
 REJECT_ACTION = "hsgate_reject"
@@ -158,18 +158,31 @@ def _outcome_line(proposal: Proposal) -> str:
     if status is Status.APPROVED:
         return f":hourglass_flowing_sand: *Approved* by {_decider(proposal)}; writing to HubSpot…"
     if status is Status.APPLIED:
-        return f":white_check_mark: *Approved* by {_decider(proposal)} and written to HubSpot."
+        return f":white_check_mark: *Approved* by {_decider(proposal)} and written to HubSpot.{_edited_note(proposal)}"
     if status is Status.REJECTED:
-        return f":no_entry_sign: *Rejected* by {_decider(proposal)}. Nothing was written."
+        reason = f" Reason: {escape(proposal.reject_reason)}" if proposal.reject_reason else ""
+        return f":no_entry_sign: *Rejected* by {_decider(proposal)}. Nothing was written.{reason}"
     if status is Status.CONFLICT:
         return f":warning: *Not written: the value changed in HubSpot.* {_conflict_detail(proposal)}"
     if status is Status.FAILED:
         return f":x: *Failed:* {escape(proposal.error or 'unknown error')}. Nothing was written."
     if status is Status.UNDOING:
-        return f":hourglass_flowing_sand: *Undo requested*; writing the earlier values back…"
+        return ":hourglass_flowing_sand: *Undo requested*; writing to HubSpot…"
     if status is Status.UNDONE:
-        return f":leftwards_arrow_with_hook: *Undone*: the earlier values are back in HubSpot."
+        return ":leftwards_arrow_with_hook: *Undone*: the earlier values are back in HubSpot."
+    if status is Status.EXPIRED:
+        return ":zzz: *Expired*: nobody decided in time. Nothing was written."
+    if status is Status.SUPERSEDED:
+        return f":arrows_counterclockwise: *Superseded* by proposal `{proposal.superseded_by}`. Nothing was written."
     return f"Status: {status.value}"
+
+
+def _edited_note(proposal: Proposal) -> str:
+    edited = [c for c in proposal.changes if c.edited is not None]
+    return "".join(
+        f" {escape(c.label)} was edited: the agent proposed {escape(c.new_display)}, {escape(c.approved_display)} was approved."
+        for c in edited
+    )
 
 
 def _conflict_detail(proposal: Proposal) -> str:
@@ -179,23 +192,46 @@ def _conflict_detail(proposal: Proposal) -> str:
     )
 
 
-def audit_reply(proposal: Proposal, actor: str | None, at: datetime) -> Card:
-    """The thread reply that records what happened to HubSpot, and who did it."""
-    when = slack_date(at)
-    who = mention(actor) if actor and actor.startswith("U") else escape(actor or "hsgate")
-    status = proposal.status
-    if status is Status.APPLIED:
-        text = f"Written to HubSpot, approved by {who} {when}:\n{_diff_lines(proposal, undo=False)}"
-    elif status is Status.REJECTED:
-        text = f"Rejected by {who} {when}. Nothing was written."
-    elif status is Status.CONFLICT:
-        text = f"Not written {when}: {_conflict_detail(proposal)}"
-    elif status is Status.FAILED:
-        text = f"Not written {when}: HubSpot refused it ({escape(proposal.error or 'unknown error')})."
-    elif status is Status.UNDONE:
+def audit_reply(proposal: Proposal, event: Event) -> Card:
+    """The thread reply that records an outcome: what reached HubSpot, who did it, when."""
+    when = slack_date(event.at)
+    who = mention(event.actor) if event.actor.startswith("U") else escape(event.actor)
+    kind = event.type
+    if kind == "applied":
+        text = f"Written to HubSpot, approved by {_decider(proposal)}:\n{_diff_lines(proposal, undo=False)}{_edited_note(proposal)}"
+    elif kind == "reapplied":
+        text = f"Re-applied by {who} {when}, written to HubSpot again:\n{_diff_lines(proposal, undo=False)}"
+    elif kind == "undone":
         text = f"Undone by {who} {when}, written back to HubSpot:\n{_diff_lines(proposal, undo=True)}"
+    elif kind == "undo_refused":
+        text = f"Undo refused, nothing was written: {escape(event.detail.get('why', ''))}."
+    elif kind == "rejected":
+        reason = f" Reason: {escape(proposal.reject_reason)}" if proposal.reject_reason else ""
+        text = f"Rejected by {who} {when}. Nothing was written.{reason}"
+    elif kind == "conflict":
+        text = f"Not written {when}: {_conflict_detail(proposal)}"
+    elif kind == "failed":
+        text = f"Not written {when}: HubSpot refused it ({escape(proposal.error or 'unknown error')})."
+    elif kind == "expired":
+        text = f"Expired {when}: nobody decided in time. Nothing was written."
+    elif kind == "superseded":
+        text = f"Superseded {when} by proposal `{proposal.superseded_by}`. Nothing was written."
     else:
-        text = f"{status.value} {when}"
+        text = f"{escape(kind)} by {who} {when}"
+    blocks = [_section(text)]
+    if undoable(proposal):
+        label = "Re-apply" if proposal.status is Status.UNDONE else "Undo"
+        blocks.append({"type": "actions", "elements": [_button(label, UNDO_ACTION, proposal.id, "danger")]})
+    return Card(text=text, blocks=blocks)
+
+
+def undoable(proposal: Proposal) -> bool:
+    """Applied changes can be undone; an undone update can be applied again."""
+    return proposal.status is Status.APPLIED or (proposal.status is Status.UNDONE and proposal.action is Action.UPDATE)
+
+
+def text_only(text: str) -> Card:
+    """A message reduced to its text: how a thread reply looks once its Undo button is spent."""
     return Card(text=text, blocks=[_section(text)])
 
 
@@ -206,7 +242,8 @@ def _diff_lines(proposal: Proposal, undo: bool) -> str:
         return f"• {kind} {proposal.created_object_id or ''} {made}"
     lines = []
     for change in proposal.changes:
-        before, after = (change.new_display, change.old_display) if undo else (change.old_display, change.new_display)
+        new = change.approved_display
+        before, after = (new, change.old_display) if undo else (change.old_display, new)
         lines.append(f"• {escape(change.label)}: {escape(before)} → {escape(after)}")
     return "\n".join(lines)
 

@@ -7,7 +7,7 @@ Each function returns the sentence the person who acted is shown ephemerally; th
 from __future__ import annotations
 
 from app.cards import mention, slack_date
-from app.models import Proposal, Status
+from app.models import Action, Proposal, Status
 from app.routing import may_decide
 from app.runtime import Runtime
 
@@ -66,19 +66,31 @@ def _who_may(proposal: Proposal) -> str:
 
 
 def request_undo(rt: Runtime, proposal_id: str, user: str) -> str:
-    """Queue the write-back of an applied proposal's old values, for its approver, owner or an admin."""
+    """Queue an undo for the approver, the owner or an admin: applied values go back to the old ones,
+    and undoing an undone update applies it again. Either way the worker checks for drift first."""
     proposal = rt.store.get(proposal_id)
     if proposal is None:
         return f"Proposal `{proposal_id}` does not exist."
     if not (may_decide(rt, proposal, user) or user == proposal.decided_by):
         rt.store.transition(proposal_id, allowed=None, to=None, event="refused", actor=user, detail={"why": "undo by non-approver"})
         return f"You may not undo this proposal. {_who_may(proposal)}"
+    redo = proposal.status is Status.UNDONE and proposal.action is Action.UPDATE
     done = rt.store.transition(
-        proposal_id, allowed=[Status.APPLIED], to=Status.UNDOING, event="undo_requested", actor=user, undone_by=user
+        proposal_id,
+        allowed=[Status.UNDONE if redo else Status.APPLIED],
+        to=Status.UNDOING,
+        event="redo_requested" if redo else "undo_requested",
+        actor=user,
+        undone_by=user,
+        undo_target="new" if redo else "old",
     )
     if not done.done:
-        if done.previous in (Status.UNDOING, Status.UNDONE):
-            return f"Proposal `{proposal_id}` is already {done.previous.value}."
+        if done.previous is Status.UNDOING:
+            return f"Proposal `{proposal_id}` is already being undone."
+        if done.previous is Status.UNDONE:
+            return f"Proposal `{proposal_id}` is already undone."
         return f"Only applied proposals can be undone; `{proposal_id}` is {done.previous.value if done.previous else 'unknown'}."
     rt.queue.enqueue("undo_proposal", proposal_id, f"undo-{len(proposal.events)}")
+    if redo:
+        return f"Re-applying `{proposal_id}`: the approved values are being written again. The card's thread will confirm."
     return f"Undoing `{proposal_id}`: the earlier values are being written back. The card's thread will confirm."

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 
 from app import digest
-from app.cards import Card, approval_card, audit_reply, escape, outcome_card
+from app.cards import Card, approval_card, audit_reply, outcome_card, text_only, undoable
 from app.hubspot import HubSpotError, Record
-from app.models import Action, CardRef, Change, MessageRef, Proposal, RecordView, Status, Tier
+from app.models import Action, CardRef, Change, MessageRef, Proposal, RecordView, ReplyRef, Status, Tier
 from app.routing import NoRoute, Route, route_card
 from app.runtime import Runtime
 from app.schema import NAME_PROPERTIES, OWNER_PROPERTY, PIPELINE_PROPERTY, STAGE_PROPERTY, Schema
@@ -163,7 +163,7 @@ def apply_proposal(rt: Runtime, proposal_id: str, final_attempt: bool = True) ->
             raise
         _fail(rt, proposal, Status.APPROVED, str(error))
         return
-    detail = {c.property: f"{c.old or ''} -> {c.new}" for c in proposal.changes}
+    detail = {c.property: f"{c.old or ''} -> {c.approved}" for c in proposal.changes}
     rt.store.transition(proposal_id, allowed=[Status.APPROVED], to=Status.APPLIED, event="applied", actor=ACTOR, detail=detail)
     if proposal.tier is Tier.AUTO:
         digest.add(rt, rt.store.require(proposal_id))
@@ -176,11 +176,11 @@ def _apply_update(rt: Runtime, proposal: Proposal) -> bool:
     schema = rt.hubspot.schema(proposal.object_type)
     names = [change.property for change in proposal.changes]
     record = rt.hubspot.read(proposal.object_type, proposal.record_id, names)
-    moved = [c for c in proposal.changes if not _holds(schema, record, c, c.old) and not _holds(schema, record, c, c.new)]
+    moved = [c for c in proposal.changes if not _holds(schema, record, c, c.old) and not _holds(schema, record, c, c.approved)]
     if moved:
         _conflict(rt, proposal, schema, record)
         return False
-    pending = {c.property: c.new for c in proposal.changes if not _holds(schema, record, c, c.new)}
+    pending = {c.property: c.approved for c in proposal.changes if not _holds(schema, record, c, c.approved)}
     write_properties(rt, schema, proposal.object_type, proposal.record_id, pending, record)
     return True
 
@@ -257,12 +257,14 @@ def _fail(rt: Runtime, proposal: Proposal, expected: Status, why: str) -> None:
 
 
 def undo_proposal(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> None:
+    """Write the old values back (or, undoing an undo, the approved ones again) unless they drifted."""
     proposal = rt.store.require(proposal_id)
     if proposal.status is not Status.UNDOING:
         return
+    redo = proposal.undo_target == "new"
     try:
         if proposal.action is Action.UPDATE:
-            if not _undo_update(rt, proposal):
+            if not _flip(rt, proposal, redo):
                 return
         elif proposal.created_object_id:
             kind = "notes" if proposal.action is Action.CREATE_NOTE else "tasks"
@@ -270,22 +272,29 @@ def undo_proposal(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> 
     except (HubSpotError, WriteNotTaken) as error:
         if isinstance(error, HubSpotError) and error.retryable and not final_attempt:
             raise
-        _refuse_undo(rt, proposal, f"HubSpot refused the write-back: {error}")
+        _refuse_undo(rt, proposal, f"HubSpot refused the write: {error}")
         return
-    detail = {c.property: f"{c.new} -> {c.old or ''}" for c in proposal.changes}
-    rt.store.transition(proposal_id, allowed=[Status.UNDOING], to=Status.UNDONE, event="undone", actor=proposal.undone_by or ACTOR, detail=detail)
-    rt.queue.enqueue("publish_outcome", proposal_id, f"undone-{len(proposal.events)}")
+    if redo:
+        detail = {c.property: f"{c.old or ''} -> {c.approved}" for c in proposal.changes}
+        event, final = "reapplied", Status.APPLIED
+    else:
+        detail = {c.property: f"{c.approved} -> {c.old or ''}" for c in proposal.changes}
+        event, final = "undone", Status.UNDONE
+    rt.store.transition(proposal_id, allowed=[Status.UNDOING], to=final, event=event, actor=proposal.undone_by or ACTOR, detail=detail)
+    rt.queue.enqueue("publish_outcome", proposal_id, f"{event}-{len(proposal.events)}")
 
 
-def _undo_update(rt: Runtime, proposal: Proposal) -> bool:
+def _flip(rt: Runtime, proposal: Proposal, redo: bool) -> bool:
+    """Move each property from one side of the change to the other; False when one drifted since."""
     schema = rt.hubspot.schema(proposal.object_type)
     names = [change.property for change in proposal.changes]
     record = rt.hubspot.read(proposal.object_type, proposal.record_id, names, with_history=names)
-    drifted = [c for c in proposal.changes if not _holds(schema, record, c, c.new) and not _holds(schema, record, c, c.old)]
+    sides = [(c, c.old or "", c.approved) if redo else (c, c.approved, c.old or "") for c in proposal.changes]
+    drifted = [c for c, source, target in sides if not _holds(schema, record, c, source) and not _holds(schema, record, c, target)]
     if drifted:
         _refuse_undo(rt, proposal, "; ".join(_drift(schema, record, c) for c in drifted))
         return False
-    pending = {c.property: c.old or "" for c in proposal.changes if not _holds(schema, record, c, c.old)}
+    pending = {c.property: target for c, _, target in sides if not _holds(schema, record, c, target)}
     write_properties(rt, schema, proposal.object_type, proposal.record_id, pending, record)
     return True
 
@@ -305,32 +314,38 @@ def _drift(schema: Schema, record: Record, change: Change) -> str:
 
 
 def _refuse_undo(rt: Runtime, proposal: Proposal, why: str) -> None:
+    back = Status.UNDONE if proposal.undo_target == "new" else Status.APPLIED
     done = rt.store.transition(
-        proposal.id, allowed=[Status.UNDOING], to=Status.APPLIED, event="undo_refused", actor=ACTOR, detail={"why": why}, error=why
+        proposal.id, allowed=[Status.UNDOING], to=back, event="undo_refused", actor=ACTOR, detail={"why": why}, error=why
     )
-    if done.done and proposal.card:
-        rt.messenger.post(proposal.card.channel, _undo_refused_reply(why), thread_ts=proposal.card.ts)
-
-
-def _undo_refused_reply(why: str) -> Card:
-    text = f"Undo refused, nothing was written: {escape(why)}."
-    return Card(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+    if done.done:
+        rt.queue.enqueue("publish_outcome", proposal.id, f"undo_refused-{len(proposal.events)}")
 
 
 # -- Slack -----------------------------------------------------------------------------------------
 
+OUTCOMES = {"applied", "reapplied", "undone", "undo_refused", "conflict", "failed", "rejected", "expired", "superseded"}
+
 
 def publish_outcome(rt: Runtime, proposal_id: str) -> None:
-    """Replace the card with its outcome (no buttons left) and record it in the card's thread."""
+    """Show the latest outcome: the card loses its buttons, and the card's thread records what happened.
+
+    Only the newest thread reply carries an Undo (or Re-apply) button, so no stale button stays live.
+    """
     proposal = rt.store.require(proposal_id)
-    actor = proposal.undone_by if proposal.status is Status.UNDONE else proposal.decided_by
-    reply = audit_reply(proposal, actor, proposal.events[-1].at)
-    if proposal.card is None or not proposal.card.ts:
-        if proposal.notify_channel and proposal.status is Status.UNDONE:
-            rt.messenger.post(proposal.notify_channel, reply)  # an auto-applied change has no card thread
+    event = next(e for e in reversed(proposal.events) if e.type in OUTCOMES)
+    reply = audit_reply(proposal, event)
+    if proposal.undo_reply:
+        rt.messenger.update(proposal.undo_reply.channel, proposal.undo_reply.ts, text_only(proposal.undo_reply.text))
+    if proposal.card and proposal.card.ts:
+        _update_cards(rt, proposal.card, outcome_card(proposal))
+        channel, ts = rt.messenger.post(proposal.card.channel, reply, thread_ts=proposal.card.ts)
+    elif proposal.notify_channel and event.type != "applied":
+        channel, ts = rt.messenger.post(proposal.notify_channel, reply)  # auto-applied: no card, no thread
+    else:
         return
-    _update_cards(rt, proposal.card, outcome_card(proposal))
-    rt.messenger.post(proposal.card.channel, reply, thread_ts=proposal.card.ts)
+    kept = ReplyRef(channel=channel, ts=ts, text=reply.text) if undoable(proposal) else None
+    rt.store.annotate(proposal_id, undo_reply=kept)
 
 
 def _update_cards(rt: Runtime, card: CardRef, content: Card) -> None:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 OBJECT_TYPES: tuple[str, ...] = ("contacts", "companies", "deals", "tickets")
 ObjectType = Literal["contacts", "companies", "deals", "tickets"]
@@ -20,13 +20,10 @@ class Status(StrEnum):
     REJECTED = "rejected"
     CONFLICT = "conflict"
     FAILED = "failed"
-    UNDOING = "undoing"  # undo requested, the write-back is on its way
+    UNDOING = "undoing"  # undo (or redo) requested, the write is on its way
     UNDONE = "undone"
-
-
-DECIDED: frozenset[Status] = frozenset(
-    {Status.APPLIED, Status.REJECTED, Status.CONFLICT, Status.FAILED, Status.UNDONE}
-)
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
 
 
 class Action(StrEnum):
@@ -71,6 +68,7 @@ class ProposalIn(BaseModel):
     task: TaskIn | None = None
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    callback_url: AnyHttpUrl | None = None
 
     @model_validator(mode="after")
     def _payload_matches_action(self) -> ProposalIn:
@@ -108,6 +106,17 @@ class Change(BaseModel):
     old_display: str = ""
     current: str | None = None  # what HubSpot held when a write was refused as stale
     current_display: str = ""
+    edited: str | None = None  # the value the approver chose instead of `new`, in the Edit dialog
+    edited_display: str = ""
+
+    @property
+    def approved(self) -> str:
+        """The value to write: the approver's edit, else the agent's proposal."""
+        return self.new if self.edited is None else self.edited
+
+    @property
+    def approved_display(self) -> str:
+        return self.new_display if self.edited is None else self.edited_display
 
 
 class RecordView(BaseModel):
@@ -125,6 +134,12 @@ class MessageRef(BaseModel):
 
     channel: str
     ts: str
+
+
+class ReplyRef(MessageRef):
+    """A thread reply that carries an Undo button, with its text, so the button can be taken off later."""
+
+    text: str
 
 
 class CardRef(MessageRef):
@@ -155,6 +170,7 @@ class Proposal(BaseModel):
     task: TaskIn | None = None
     reason: str
     idempotency_key: str | None = None
+    callback_url: str | None = None
     created_at: datetime
     status: Status = Status.QUEUED
     tier: Tier = Tier.REVIEW
@@ -168,6 +184,11 @@ class Proposal(BaseModel):
     decided_by: str | None = None
     decided_at: datetime | None = None
     undone_by: str | None = None
+    undo_target: Literal["old", "new"] = "old"  # what an undo writes: the old values, or (redo) the new ones
+    reject_reason: str | None = None
+    expires_at: datetime | None = None
+    superseded_by: str | None = None
+    undo_reply: ReplyRef | None = None
     created_object_id: str | None = None  # the note or task a create action made
     error: str | None = None
     events: list[Event] = []

@@ -201,6 +201,10 @@ class ProposalStore:
         previous_text = _text(previous)
         return Transition(done=bool(done), previous=Status(previous_text) if previous_text else None)
 
+    def annotate(self, pid: str, **fields: Any) -> None:
+        """Set bookkeeping fields that are not a change of state (where a message was posted): no event."""
+        self.redis.hset(_proposal_key(pid), mapping={name: _encode(value) for name, value in fields.items()})
+
     def approve(self, pid: str, user: str) -> Approval:
         """Count `user`'s approval; the last one needed moves the proposal to `approved`."""
         event_json, score = self._event("approval", user, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.models import Proposal
 from tests.conftest import Gate
-from tests.test_flow import CLOSE_ACME
+from tests.test_flow import CLOSE_ACME, buttons
 
 
 def applied(gate: Gate, body: dict[str, object] = CLOSE_ACME, approver: str = "U0MARIA") -> Proposal:
@@ -77,7 +77,7 @@ def test_undo_twice_writes_once(gate: Gate) -> None:
     second = undo(gate, proposal, "U0MARIA")
     gate.drain()
 
-    assert second == f"Proposal `{proposal.id}` is already undoing."
+    assert second == f"Proposal `{proposal.id}` is already being undone."
     assert len(gate.hubspot.writes()) == 2
 
 
@@ -103,6 +103,70 @@ def test_undo_is_an_event_in_the_history(gate: Gate) -> None:
 
     events = [(e.type, e.actor) for e in gate.proposal(proposal.id).events]
     assert events[-2:] == [("undo_requested", "U0MARIA"), ("undone", "U0MARIA")]
+
+
+def test_the_applied_reply_carries_an_undo_button_that_undoes(gate: Gate) -> None:
+    proposal = applied(gate)
+    assert proposal.card is not None
+    [reply] = gate.slack.replies(proposal.card.channel, proposal.card.ts)
+
+    gate.slack.click("U0MARIA", reply.channel, reply.ts, "hsgate_undo", proposal.id)
+    gate.drain()
+
+    assert gate.proposal(proposal.id).status == "undone"
+    assert gate.ephemerals_for("U0MARIA") == [f"Undoing `{proposal.id}`: the earlier values are being written back. The card's thread will confirm."]
+
+
+def test_only_the_newest_thread_reply_keeps_a_live_button(gate: Gate) -> None:
+    proposal = applied(gate)
+    undo(gate, proposal, "U0MARIA")
+    gate.drain()
+    assert proposal.card is not None
+
+    applied_reply, undone_reply = gate.slack.replies(proposal.card.channel, proposal.card.ts)
+
+    assert buttons(applied_reply.blocks) == []
+    assert [b["text"]["text"] for b in buttons(undone_reply.blocks)] == ["Re-apply"]
+
+
+def test_undoing_an_undo_applies_the_change_again(gate: Gate) -> None:
+    proposal = applied(gate)
+    undo(gate, proposal, "U0MARIA")
+    gate.drain()
+
+    said = undo(gate, proposal, "U0MARIA")
+    gate.drain()
+
+    assert said.startswith(f"Re-applying `{proposal.id}`")
+    assert gate.hubspot.get_property("deals", "1001", "dealstage") == "closedwon"
+    assert gate.proposal(proposal.id).status == "applied"
+    assert gate.thread(proposal)[-1].startswith("Re-applied by <@U0MARIA>")
+
+
+def test_reapplying_is_refused_when_the_value_drifted_since_the_undo(gate: Gate) -> None:
+    proposal = applied(gate)
+    undo(gate, proposal, "U0MARIA")
+    gate.drain()
+    gate.hubspot.set_as_user("deals", "1001", "dealstage", "qualifiedtobuy")
+
+    undo(gate, proposal, "U0MARIA")
+    gate.drain()
+
+    assert gate.proposal(proposal.id).status == "undone"
+    assert gate.hubspot.get_property("deals", "1001", "dealstage") == "qualifiedtobuy"
+
+
+def test_undoing_a_lifecycle_stage_moves_it_back_in_two_writes(gate: Gate) -> None:
+    proposal = applied(gate, {"object_type": "contacts", "record_id": "2001", "changes": {"lifecyclestage": "customer"}, "reason": "signed"})
+
+    undo(gate, proposal, "U0MARIA")
+    gate.drain()
+
+    assert gate.hubspot.get_property("contacts", "2001", "lifecyclestage") == "opportunity"
+    assert [w.body for w in gate.hubspot.writes()][-2:] == [
+        {"properties": {"lifecyclestage": ""}},
+        {"properties": {"lifecyclestage": "opportunity"}},
+    ]
 
 
 def test_an_unknown_command_prints_help(gate: Gate) -> None:
