@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app.hubspot import HubSpotError
-from app.models import OBJECT_TYPES, Proposal, ProposalIn
+from app.models import OBJECT_TYPES, ProposalIn
 from app.runtime import Runtime
 from app.validation import Problem, ProposalInvalid
 from app import intake
@@ -42,35 +42,6 @@ def _unauthorized() -> JSONResponse:
     return error(401, "unauthorized", "Send `Authorization: Bearer <agent token>` with a token from HSGATE_AGENT_TOKENS.")
 
 
-def proposal_json(proposal: Proposal) -> dict[str, Any]:
-    return {
-        "id": proposal.id,
-        "status": proposal.status.value,
-        "tier": proposal.tier.value,
-        "agent": proposal.agent,
-        "action": proposal.action.value,
-        "object_type": proposal.object_type,
-        "record_id": proposal.record_id,
-        "record": proposal.record.model_dump(include={"name", "url"}) if proposal.record else None,
-        "changes": [
-            {"property": c.property, "label": c.label, "old": c.old, "new": c.new, **({"current": c.current} if c.current_display else {})}
-            for c in proposal.changes
-        ],
-        "note": proposal.note.model_dump(mode="json") if proposal.note else None,
-        "task": proposal.task.model_dump(mode="json") if proposal.task else None,
-        "created_object_id": proposal.created_object_id,
-        "reason": proposal.reason,
-        "idempotency_key": proposal.idempotency_key,
-        "approvals_required": proposal.approvals_required,
-        "approvals": proposal.approvals,
-        "decided_by": proposal.decided_by,
-        "decided_at": proposal.decided_at.isoformat() if proposal.decided_at else None,
-        "error": proposal.error,
-        "created_at": proposal.created_at.isoformat(),
-        "events": [event.model_dump(mode="json") for event in proposal.events],
-    }
-
-
 def routes(rt: Runtime) -> list[Route]:
     async def create_proposal(request: Request) -> JSONResponse:
         agent = agent_for(rt, request)
@@ -90,7 +61,7 @@ def routes(rt: Runtime) -> list[Route]:
             return error(422, "invalid_proposal", "The proposal was not accepted: " + " ".join(p.message for p in exc.problems), exc.problems)
         except HubSpotError as exc:
             return error(503, "hubspot_unavailable", f"HubSpot's schema could not be read ({exc.status or 'no answer'}); try again shortly.")
-        return JSONResponse(proposal_json(proposal), status_code=202 if created else 200)
+        return JSONResponse(proposal.public_view(), status_code=202 if created else 200)
 
     async def get_proposal(request: Request) -> JSONResponse:
         agent = agent_for(rt, request)
@@ -99,7 +70,7 @@ def routes(rt: Runtime) -> list[Route]:
         proposal = await run_in_threadpool(rt.store.get, request.path_params["proposal_id"])
         if proposal is None or proposal.agent != agent:
             return error(404, "not_found", f"No proposal {request.path_params['proposal_id']!r} from agent {agent!r}.")
-        return JSONResponse(proposal_json(proposal))
+        return JSONResponse(proposal.public_view())
 
     return [
         Route("/api/v1/proposals", create_proposal, methods=["POST"]),

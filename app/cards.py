@@ -230,6 +230,17 @@ def undoable(proposal: Proposal) -> bool:
     return proposal.status is Status.APPLIED or (proposal.status is Status.UNDONE and proposal.action is Action.UPDATE)
 
 
+def reminder(proposal: Proposal) -> Card:
+    waiting = " ".join(mention(user) for user in proposal.approvers) or "Admins"
+    expires = f" It expires {slack_date(proposal.expires_at)}." if proposal.expires_at else ""
+    return text_only(f"{waiting}: reminder, this proposal still waits for a decision.{expires}")
+
+
+def escalation_note(target: str) -> Card:
+    who = mention(target) if target.startswith(("U", "W")) else f"<#{target}>"
+    return text_only(f"Escalated to {who}: nobody has decided yet.")
+
+
 def text_only(text: str) -> Card:
     """A message reduced to its text: how a thread reply looks once its Undo button is spent."""
     return Card(text=text, blocks=[_section(text)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 
-from app import digest
+from app import digest, expiry
 from app.cards import Card, approval_card, audit_reply, outcome_card, text_only, undoable
 from app.hubspot import HubSpotError, Record
 from app.models import Action, CardRef, Change, MessageRef, Proposal, RecordView, ReplyRef, Status, Tier
@@ -94,7 +94,7 @@ def _post_card(rt: Runtime, proposal_id: str, route: Route) -> None:
     card = approval_card(prepared.model_copy(update={"card": draft}))
     channel, ts = rt.messenger.post(route.channel, card)
     copies = [MessageRef(channel=c, ts=t) for c, t in (rt.messenger.post(dm, card) for dm in route.copies_to)]
-    rt.store.transition(
+    done = rt.store.transition(
         proposal_id,
         allowed=[Status.QUEUED],
         to=Status.AWAITING_APPROVAL,
@@ -102,7 +102,10 @@ def _post_card(rt: Runtime, proposal_id: str, route: Route) -> None:
         actor=ACTOR,
         detail={"channel": channel, "ts": ts},
         card=draft.model_copy(update={"channel": channel, "ts": ts, "copies": copies}),
+        **expiry.deadlines(rt, rt.clock()),
     )
+    if done.done:
+        expiry.schedule(rt, rt.store.require(proposal_id))
 
 
 def _properties_to_read(proposal: Proposal, schema: Schema) -> set[str]:

@@ -49,5 +49,6 @@ def draft(rt: Runtime, agent: str, body: ProposalIn) -> Proposal:
         task=body.task,
         reason=body.reason,
         idempotency_key=body.idempotency_key,
+        callback_url=str(body.callback_url) if body.callback_url else None,
         created_at=rt.clock(),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -184,9 +184,11 @@ class Proposal(BaseModel):
     decided_by: str | None = None
     decided_at: datetime | None = None
     undone_by: str | None = None
+    owner_user: str | None = None  # the record owner's Slack user, when they have one
     undo_target: Literal["old", "new"] = "old"  # what an undo writes: the old values, or (redo) the new ones
     reject_reason: str | None = None
     expires_at: datetime | None = None
+    remind_at: datetime | None = None
     superseded_by: str | None = None
     undo_reply: ReplyRef | None = None
     created_object_id: str | None = None  # the note or task a create action made
@@ -195,3 +197,42 @@ class Proposal(BaseModel):
 
     def change(self, name: str) -> Change:
         return next(change for change in self.changes if change.property == name)
+
+    def public_view(self) -> dict[str, Any]:
+        """What an agent reads back: from GET /api/v1/proposals/{id} and in callbacks."""
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "tier": self.tier.value,
+            "agent": self.agent,
+            "action": self.action.value,
+            "object_type": self.object_type,
+            "record_id": self.record_id,
+            "record": self.record.model_dump(include={"name", "url"}) if self.record else None,
+            "changes": [_public_change(change) for change in self.changes],
+            "note": self.note.model_dump(mode="json") if self.note else None,
+            "task": self.task.model_dump(mode="json") if self.task else None,
+            "created_object_id": self.created_object_id,
+            "reason": self.reason,
+            "idempotency_key": self.idempotency_key,
+            "callback_url": self.callback_url,
+            "approvals_required": self.approvals_required,
+            "approvals": self.approvals,
+            "decided_by": self.decided_by,
+            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "reject_reason": self.reject_reason,
+            "superseded_by": self.superseded_by,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "error": self.error,
+            "created_at": self.created_at.isoformat(),
+            "events": [event.model_dump(mode="json") for event in self.events],
+        }
+
+
+def _public_change(change: Change) -> dict[str, Any]:
+    shown: dict[str, Any] = {"property": change.property, "label": change.label, "old": change.old, "new": change.new}
+    if change.edited is not None:
+        shown["approved"] = change.edited
+    if change.current_display:
+        shown["current"] = change.current
+    return shown

@@ -20,7 +20,7 @@ class JobQueue:
     def __init__(self, redis: Redis, name: str = QUEUE_NAME) -> None:
         self.rq = Queue(name, connection=redis, serializer=JSONSerializer)
 
-    def enqueue(self, job: str, subject: str, step: str, at: datetime | None = None) -> None:
+    def enqueue(self, job: str, subject: str, step: str, at: datetime | None = None, retry: Retry = RETRY) -> None:
         """Queue `workers.jobs.<job>(subject)` once per (job, subject, step), at once or `at` a time.
 
         The subject is a proposal id (or a Slack channel, for digests); a repeat is dropped.
@@ -28,7 +28,7 @@ class JobQueue:
         options = {
             "job_id": f"{job}-{subject}-{step}",
             "unique": True,
-            "retry": RETRY,
+            "retry": retry,
             "result_ttl": RESULT_TTL_S,
             "failure_ttl": FAILURE_TTL_S,
         }

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
+from app.callbacks import notify
 from app.config import Settings
 from app.hubspot import HubSpotGateway
 from app.messenger import SlackMessenger, build_web_client
@@ -42,7 +43,7 @@ class Runtime:
     ) -> Runtime:
         """Raises PolicyError when the policy file is malformed."""
         web_client = build_web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-        return cls(
+        runtime = cls(
             settings=settings,
             redis=redis,
             store=ProposalStore(redis, clock),
@@ -59,6 +60,8 @@ class Runtime:
             policy=policy or Policy.load(settings.hsgate_policy),
             clock=clock,
         )
+        runtime.store.on_status = lambda pid, status: notify(runtime, pid, status)
+        return runtime
 
 
 _current: Runtime | None = None

@@ -93,13 +93,14 @@ record_event(ARGV[1], ARGV[2], current, new_status, ARGV[3])
 return {1, current}
 """
 
-# ARGV: pid, event, score, user, decided_by JSON, decided_at JSON
+# ARGV: pid, event, score, user, decided_by JSON, decided_at JSON, field, value, ... (set with the approval)
 # Returns {code, status, approvals}: 1 approved (last approval), 2 approval recorded (more needed),
 # 3 this user approved already, 0 not awaiting approval.
 _APPROVE = _RECORD_EVENT + """
 local current = status_of(redis.call('HGET', KEYS[1], 'status'))
 if current ~= 'awaiting_approval' then return {0, current, redis.call('LLEN', KEYS[4])} end
 if redis.call('LPOS', KEYS[4], ARGV[4]) then return {3, current, redis.call('LLEN', KEYS[4])} end
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 local count = redis.call('RPUSH', KEYS[4], ARGV[4])
 local needed = tonumber(redis.call('HGET', KEYS[1], 'approvals_required') or '1')
 if count < needed then
@@ -129,10 +130,15 @@ class Approval:
     count: int
 
 
+StatusListener = Callable[[str, Status], None]
+
+
 class ProposalStore:
-    def __init__(self, redis: Redis, clock: Clock = utc_now) -> None:
+    def __init__(self, redis: Redis, clock: Clock = utc_now, on_status: StatusListener | None = None) -> None:
         self.redis = redis
         self.clock = clock
+        # Told of every status a proposal enters, after the transition: agents' callbacks hang here.
+        self.on_status: StatusListener = on_status or (lambda pid, status: None)
         self._create = redis.register_script(_CREATE)
         self._transition = redis.register_script(_TRANSITION)
         self._approve = redis.register_script(_APPROVE)
@@ -155,7 +161,13 @@ class ProposalStore:
         created, pid = self._create(keys=keys, args=[proposal.id, event, score, *_flatten(fields)])
         stored = self.get(_text(pid))
         assert stored is not None, "a created proposal is readable"
+        if created:
+            self.on_status(stored.id, stored.status)
         return stored, bool(created)
+
+    def callback_url(self, pid: str) -> str | None:
+        raw = self.redis.hget(_proposal_key(pid), "callback_url")
+        return None if raw is None else json.loads(raw)
 
     def find_by_idempotency_key(self, agent: str, key: str) -> Proposal | None:
         pid = self.redis.get(_idempotency_key(agent, key))

@@ -175,7 +175,7 @@ def test_a_hubspot_outage_keeps_the_approval_for_a_later_retry(gate: Gate) -> No
     gate.drain()
 
     assert gate.proposal(proposal.id).status == "approved"
-    assert gate.rt.queue.rq.scheduled_job_registry.get_job_ids() == [f"apply_proposal-{proposal.id}-approved"]
+    assert f"apply_proposal-{proposal.id}-approved" in gate.rt.queue.rq.scheduled_job_registry.get_job_ids()
     assert gate.hubspot.writes() == []
 
 

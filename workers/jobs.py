@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rq import get_current_job
 
-from app import digest, execution
+from app import callbacks, digest, execution, expiry
 from app.runtime import current
 
 
@@ -36,3 +36,15 @@ def refresh_card(proposal_id: str) -> None:
 
 def send_digest(channel: str) -> None:
     digest.send(current(), channel)
+
+
+def deliver_callback(subject: str) -> None:
+    callbacks.deliver(current(), subject, _final_attempt())
+
+
+def remind_proposal(proposal_id: str) -> None:
+    expiry.remind(current(), proposal_id)
+
+
+def expire_proposal(proposal_id: str) -> None:
+    expiry.expire(current(), proposal_id)
