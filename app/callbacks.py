@@ -37,11 +37,11 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 def notify(rt: Runtime, proposal_id: str, status: Status) -> None:
     """Queue a delivery of `status` when the proposal asked for callbacks."""
     if rt.store.callback_url(proposal_id):
-        rt.queue.enqueue("deliver_callback", f"{proposal_id}:{status.value}", secrets.token_hex(4), retry=CALLBACK_RETRY)
+        rt.queue.enqueue("deliver_callback", f"{proposal_id}-{status.value}", secrets.token_hex(4), retry=CALLBACK_RETRY)
 
 
 def deliver(rt: Runtime, subject: str, final_attempt: bool = True) -> None:
-    proposal_id, status = subject.rsplit(":", 1)
+    proposal_id, status = subject.split("-", 1)
     proposal = rt.store.require(proposal_id)
     if not proposal.callback_url:
         return

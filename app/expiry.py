@@ -25,10 +25,12 @@ def deadlines(rt: Runtime, posted_at: datetime) -> dict[str, datetime | None]:
 
 
 def schedule(rt: Runtime, proposal: Proposal) -> None:
+    # The step names when it was scheduled too, so a job woken early can schedule its successor.
+    step = f"{rt.clock().timestamp():.0f}"
     if proposal.remind_at:
-        rt.queue.enqueue("remind_proposal", proposal.id, f"{proposal.remind_at.timestamp():.0f}", at=proposal.remind_at)
+        rt.queue.enqueue("remind_proposal", proposal.id, step, at=proposal.remind_at)
     if proposal.expires_at:
-        rt.queue.enqueue("expire_proposal", proposal.id, f"{proposal.expires_at.timestamp():.0f}", at=proposal.expires_at)
+        rt.queue.enqueue("expire_proposal", proposal.id, step, at=proposal.expires_at)
 
 
 def expire(rt: Runtime, proposal_id: str) -> None:

@@ -211,19 +211,26 @@ class ProposalStore:
             args=[pid, event_json, score, allowed_arg, to.value if to else "", *_flatten_encoded(encoded)],
         )
         previous_text = _text(previous)
-        return Transition(done=bool(done), previous=Status(previous_text) if previous_text else None)
+        previous_status = Status(previous_text) if previous_text else None
+        if done and to is not None and to is not previous_status:
+            self.on_status(pid, to)
+        return Transition(done=bool(done), previous=previous_status)
 
     def annotate(self, pid: str, **fields: Any) -> None:
         """Set bookkeeping fields that are not a change of state (where a message was posted): no event."""
         self.redis.hset(_proposal_key(pid), mapping={name: _encode(value) for name, value in fields.items()})
 
-    def approve(self, pid: str, user: str) -> Approval:
-        """Count `user`'s approval; the last one needed moves the proposal to `approved`."""
-        event_json, score = self._event("approval", user, None)
+    def approve(self, pid: str, user: str, event: str = "approval", **fields: Any) -> Approval:
+        """Count `user`'s approval, setting `fields` with it; the last approval needed moves it to `approved`."""
+        event_json, score = self._event(event, user, None)
         now = self.clock()
+        encoded = {name: _encode(value) for name, value in fields.items()}
         code, status, count = self._approve(
-            keys=_keys(pid), args=[pid, event_json, score, user, json.dumps(user), json.dumps(now.isoformat())]
+            keys=_keys(pid),
+            args=[pid, event_json, score, user, json.dumps(user), json.dumps(now.isoformat()), *_flatten_encoded(encoded)],
         )
+        if code == 1:
+            self.on_status(pid, Status.APPROVED)
         return Approval(
             recorded=code in (1, 2),
             final=code == 1,
