@@ -15,6 +15,7 @@ from app.models import Action, Change, Event, Proposal, Status
 APPROVE_ACTION = "hsgate_approve"
 REJECT_ACTION = "hsgate_reject"
 UNDO_ACTION = "hsgate_undo"
+EDIT_ACTION = "hsgate_edit"
 DIGEST_LINES_PER_MESSAGE = 40
 SECTION_LIMIT = 2900
 
@@ -112,23 +113,21 @@ def approval_card(proposal: Proposal) -> Card:
         {
             "type": "actions",
             "block_id": f"decision:{proposal.id}",
-            "elements": [
-                _button("Approve", APPROVE_ACTION, proposal.id, "primary"),
-                _button("Reject", REJECT_ACTION, proposal.id, "danger"),
-            ],
+            "elements": decision_buttons(proposal),
         },
     ]
     return Card(text=f"Approval needed: {_summary(proposal)}", blocks=blocks)
 
 
-def _button(text: str, action_id: str, value: str, style: str) -> dict[str, Any]:
-    return {
-        "type": "button",
-        "text": {"type": "plain_text", "text": text},
-        "action_id": action_id,
-        "value": value,
-        "style": style,
-    }
+def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    element = {"type": "button", "text": {"type": "plain_text", "text": text}, "action_id": action_id, "value": value}
+    return element | ({"style": style} if style else {})
+
+
+def decision_buttons(proposal: Proposal) -> list[dict[str, Any]]:
+    """Approve, Edit (for property changes) and Reject; used on the card and in the Home tab."""
+    edit = [button("Edit", EDIT_ACTION, proposal.id)] if proposal.action is Action.UPDATE else []
+    return [button("Approve", APPROVE_ACTION, proposal.id, "primary"), *edit, button("Reject", REJECT_ACTION, proposal.id, "danger")]
 
 
 def _summary(proposal: Proposal) -> str:
@@ -173,7 +172,8 @@ def _outcome_line(proposal: Proposal) -> str:
     if status is Status.EXPIRED:
         return ":zzz: *Expired*: nobody decided in time. Nothing was written."
     if status is Status.SUPERSEDED:
-        return f":arrows_counterclockwise: *Superseded* by proposal `{proposal.superseded_by}`. Nothing was written."
+        newer = f"<{proposal.superseded_link}|proposal `{proposal.superseded_by}`>" if proposal.superseded_link else f"proposal `{proposal.superseded_by}`"
+        return f":arrows_counterclockwise: *Superseded* by {newer}. Nothing was written."
     return f"Status: {status.value}"
 
 
@@ -221,7 +221,7 @@ def audit_reply(proposal: Proposal, event: Event) -> Card:
     blocks = [_section(text)]
     if undoable(proposal):
         label = "Re-apply" if proposal.status is Status.UNDONE else "Undo"
-        blocks.append({"type": "actions", "elements": [_button(label, UNDO_ACTION, proposal.id, "danger")]})
+        blocks.append({"type": "actions", "elements": [button(label, UNDO_ACTION, proposal.id, "danger")]})
     return Card(text=text, blocks=blocks)
 
 
@@ -274,5 +274,5 @@ def _digest_line(proposal: Proposal) -> dict[str, Any]:
     what = "; ".join(_diff_lines(proposal, undo=False).splitlines()).replace("• ", "")
     line = f"{record_title(proposal)}: {what}\n_{escape(proposal.agent)}: {escape(proposal.reason)}_ · `{proposal.id}`"
     block = _section(line)
-    block["accessory"] = _button("Undo", UNDO_ACTION, proposal.id, "danger")
+    block["accessory"] = button("Undo", UNDO_ACTION, proposal.id, "danger")
     return block

@@ -6,23 +6,36 @@ Each function returns the sentence the person who acted is shown ephemerally; th
 
 from __future__ import annotations
 
+from app import home
 from app.cards import mention, slack_date
-from app.models import Action, Proposal, Status
+from app.models import Action, Change, Proposal, Status
 from app.routing import may_decide
 from app.runtime import Runtime
 
 
-def decide(rt: Runtime, proposal_id: str, user: str, approve: bool) -> str | None:
-    """Approve or reject for `user`; None when the card itself will show what happened."""
+def refusal(rt: Runtime, proposal_id: str, user: str) -> str | None:
+    """Why `user` cannot decide this proposal now (recorded as an event when they may not), or None."""
     proposal = rt.store.get(proposal_id)
     if proposal is None:
         return f"Proposal `{proposal_id}` does not exist."
     if not may_decide(rt, proposal, user):
         rt.store.transition(proposal_id, allowed=None, to=None, event="refused", actor=user, detail={"why": "not an approver"})
         return f"You may not decide this proposal. {_who_may(proposal)}"
-    if not approve:
-        return _reject(rt, proposal, user)
-    approval = rt.store.approve(proposal_id, user)
+    if proposal.status is not Status.AWAITING_APPROVAL:
+        return _already(rt, proposal_id)
+    return None
+
+
+def approve(rt: Runtime, proposal_id: str, user: str, edited: dict[str, str] | None = None) -> str | None:
+    """Count `user`'s approval (of the edited values, when given); None when the card will show the outcome."""
+    refused = refusal(rt, proposal_id, user)
+    if refused:
+        return refused
+    proposal = rt.store.require(proposal_id)
+    fields = {"changes": _with_edits(rt, proposal, edited)} if edited else {}
+    approval = rt.store.approve(proposal_id, user, event="approval_edited" if edited else "approval", **fields)
+    if approval.recorded:
+        home.note_decision(rt, user, proposal_id)
     if approval.final:
         rt.queue.enqueue("apply_proposal", proposal_id, "approved")
         return None
@@ -35,20 +48,37 @@ def decide(rt: Runtime, proposal_id: str, user: str, approve: bool) -> str | Non
     return _already(rt, proposal_id)
 
 
-def _reject(rt: Runtime, proposal: Proposal, user: str) -> str | None:
-    now = rt.clock()
+def _with_edits(rt: Runtime, proposal: Proposal, edited: dict[str, str]) -> list[Change]:
+    schema = rt.hubspot.schema(proposal.object_type)
+    changes = []
+    for change in proposal.changes:
+        value = edited.get(change.property, change.new)
+        if schema.same(change.property, value, change.new):
+            changes.append(change.model_copy(update={"edited": None, "edited_display": ""}))
+        else:
+            changes.append(change.model_copy(update={"edited": value, "edited_display": schema.display(change.property, value)}))
+    return changes
+
+
+def reject(rt: Runtime, proposal_id: str, user: str, reason: str | None = None) -> str | None:
+    refused = refusal(rt, proposal_id, user)
+    if refused:
+        return refused
     done = rt.store.transition(
-        proposal.id,
+        proposal_id,
         allowed=[Status.AWAITING_APPROVAL],
         to=Status.REJECTED,
         event="rejected",
         actor=user,
+        detail={"reason": reason} if reason else None,
         decided_by=user,
-        decided_at=now,
+        decided_at=rt.clock(),
+        reject_reason=reason or None,
     )
     if not done.done:
-        return _already(rt, proposal.id)
-    rt.queue.enqueue("publish_outcome", proposal.id, "rejected")
+        return _already(rt, proposal_id)
+    home.note_decision(rt, user, proposal_id)
+    rt.queue.enqueue("publish_outcome", proposal_id, "rejected")
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from app import home
 from app.cards import digest_cards
 from app.models import Proposal
 from app.runtime import Runtime
@@ -15,6 +16,7 @@ def _key(channel: str) -> str:
 
 def add(rt: Runtime, proposal: Proposal) -> None:
     """Note an auto-applied proposal for its owner's next digest, and make sure that digest is scheduled."""
+    home.note_automatic(rt, proposal)
     channel = proposal.notify_channel
     if channel is None:
         return

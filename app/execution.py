@@ -80,6 +80,7 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
         approvals_required=assessment.approvals,
         rules_fired=list(assessment.fired),
         notify_channel=route.channel,
+        owner_user=route.approver_user,
     )
     if assessment.tier is Tier.AUTO:
         rt.store.transition(proposal_id, allowed=[Status.QUEUED], to=Status.APPROVED, event="auto_approved", actor="policy")
@@ -105,7 +106,37 @@ def _post_card(rt: Runtime, proposal_id: str, route: Route) -> None:
         **expiry.deadlines(rt, rt.clock()),
     )
     if done.done:
-        expiry.schedule(rt, rt.store.require(proposal_id))
+        posted = rt.store.require(proposal_id)
+        expiry.schedule(rt, posted)
+        _supersede_older(rt, posted)
+
+
+def _supersede_older(rt: Runtime, proposal: Proposal) -> None:
+    """An agent's newer proposal for the same record and property replaces its pending one."""
+    mine = {change.property for change in proposal.changes}
+    record_ids = rt.store.ids_for_record(proposal.object_type, proposal.record_id)
+    older = [rt.store.get(pid) for pid in record_ids[: record_ids.index(proposal.id)]]
+    replaced = [
+        other
+        for other in older
+        if other and other.agent == proposal.agent and mine & {change.property for change in other.changes}
+    ]
+    if not replaced or proposal.card is None:
+        return
+    link = rt.messenger.permalink(proposal.card.channel, proposal.card.ts)
+    for other in replaced:
+        done = rt.store.transition(
+            other.id,
+            allowed=[Status.QUEUED, Status.AWAITING_APPROVAL],
+            to=Status.SUPERSEDED,
+            event="superseded",
+            actor=proposal.agent,
+            detail={"by": proposal.id},
+            superseded_by=proposal.id,
+            superseded_link=link,
+        )
+        if done.done:
+            rt.queue.enqueue("publish_outcome", other.id, "superseded")
 
 
 def _properties_to_read(proposal: Proposal, schema: Schema) -> set[str]:

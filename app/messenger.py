@@ -86,5 +86,11 @@ class SlackMessenger:
         self._redis.set(key, user, ex=USER_CACHE_TTL_S)
         return user
 
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        self.client.views_open(trigger_id=trigger_id, view=view)
+
+    def permalink(self, channel: str, ts: str) -> str:
+        return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+
     def publish_home(self, user: str, view: dict[str, Any]) -> None:
         self.client.views_publish(user_id=user, view=view)

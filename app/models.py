@@ -190,6 +190,7 @@ class Proposal(BaseModel):
     expires_at: datetime | None = None
     remind_at: datetime | None = None
     superseded_by: str | None = None
+    superseded_link: str | None = None  # the newer proposal's card
     undo_reply: ReplyRef | None = None
     created_object_id: str | None = None  # the note or task a create action made
     error: str | None = None

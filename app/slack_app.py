@@ -6,43 +6,100 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from app.cards import APPROVE_ACTION, REJECT_ACTION, UNDO_ACTION
+from app import decisions, home
+from app.cards import APPROVE_ACTION, EDIT_ACTION, REJECT_ACTION, UNDO_ACTION, text_only
 from app.commands import run_command
-from app.decisions import decide, request_undo
 from app.runtime import Runtime
+from app.validation import ProposalInvalid, normalize_changes
+from app.views import (
+    EDIT_CALLBACK,
+    REJECT_CALLBACK,
+    edit_block_id,
+    edit_view,
+    read_edit_view,
+    read_reject_view,
+    reject_view,
+)
 
 
 def build_bolt_app(rt: Runtime) -> App:
-    settings = rt.settings
     app = App(
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        signing_secret=rt.settings.slack_signing_secret.get_secret_value(),
         client=rt.messenger.client,
         token_verification_enabled=False,
     )
 
-    def on_decision(ack: Ack, body: dict[str, Any], action: dict[str, Any], approve: bool) -> None:
-        user = body["user"]["id"]
-        reply = decide(rt, action["value"], user, approve)
-        ack()
-        if reply:
-            rt.messenger.ephemeral(body["response_url"], reply)
+    def tell(body: dict[str, Any], text: str | None) -> None:
+        """Answer the person who acted: ephemerally in the channel, or in their DM from the Home tab."""
+        if not text:
+            return
+        if body.get("response_url"):
+            rt.messenger.ephemeral(body["response_url"], text)
+        else:
+            rt.messenger.post(rt.messenger.dm_channel(body["user"]["id"]), text_only(text))
+
+    def after_decision(body: dict[str, Any], reply: str | None) -> None:
+        tell(body, reply)
+        if body.get("view", {}).get("type") == "home":
+            home.publish(rt, body["user"]["id"])
 
     @app.action(APPROVE_ACTION)
     def approve(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        on_decision(ack, body, action, approve=True)
+        reply = decisions.approve(rt, action["value"], body["user"]["id"])
+        ack()
+        after_decision(body, reply)
+
+    @app.action(EDIT_ACTION)
+    def edit(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        refused = decisions.refusal(rt, action["value"], body["user"]["id"])
+        ack()
+        if refused:
+            tell(body, refused)
+            return
+        proposal = rt.store.require(action["value"])
+        rt.messenger.open_view(body["trigger_id"], edit_view(proposal, rt.hubspot.schema(proposal.object_type)))
 
     @app.action(REJECT_ACTION)
     def reject(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        on_decision(ack, body, action, approve=False)
+        refused = decisions.refusal(rt, action["value"], body["user"]["id"])
+        ack()
+        if refused:
+            tell(body, refused)
+            return
+        rt.messenger.open_view(body["trigger_id"], reject_view(rt.store.require(action["value"])))
+
+    @app.view(EDIT_CALLBACK)
+    def edited(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        proposal = rt.store.require(view["private_metadata"])
+        values = read_edit_view(view["state"])
+        try:
+            normalized = normalize_changes(rt.hubspot.schema(proposal.object_type), values)
+        except ProposalInvalid as error:
+            ack(response_action="errors", errors={edit_block_id(p.field.removeprefix("changes.")): p.message[:150] for p in error.problems})
+            return
+        reply = decisions.approve(rt, proposal.id, body["user"]["id"], edited=normalized)
+        ack()
+        tell(body, reply)
+
+    @app.view(REJECT_CALLBACK)
+    def rejected(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        reply = decisions.reject(rt, view["private_metadata"], body["user"]["id"], read_reject_view(view["state"]))
+        ack()
+        tell(body, reply)
 
     @app.action(UNDO_ACTION)
     def undo(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        reply = request_undo(rt, action["value"], body["user"]["id"])
+        reply = decisions.request_undo(rt, action["value"], body["user"]["id"])
         ack()
-        rt.messenger.ephemeral(body["response_url"], reply)
+        tell(body, reply)
 
     @app.command("/hsgate")
     def command(ack: Ack, command: dict[str, Any]) -> None:
         ack(text=run_command(rt, command["user_id"], command.get("text", "")), response_type="ephemeral")
+
+    @app.event("app_home_opened")
+    def home_opened(event: dict[str, Any]) -> None:
+        if event.get("tab") == "home":
+            home.publish(rt, event["user"])
 
     return app

@@ -146,6 +146,16 @@ class Gate:
         assert answer.status_code == 200, answer.text
         return answer
 
+    def reject(self, proposal: Proposal, user: str, reason: str = "") -> httpx.Response:
+        """Click Reject and submit the dialog it opens, with an optional reason."""
+        self.click(proposal, user, "reject")
+        view = self.slack.views_opened[-1]
+        assert view["callback_id"] == "hsgate_reject", view
+        values = {"reason": {"value": {"type": "plain_text_input", "value": reason}}}
+        answer = self.slack.submit_view(user, view["id"], values)
+        assert answer.status_code == 200, answer.text
+        return answer
+
     def thread(self, proposal: Proposal) -> list[str]:
         assert proposal.card is not None
         return [m.text for m in self.slack.replies(proposal.card.channel, proposal.card.ts)]

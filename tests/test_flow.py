@@ -50,11 +50,12 @@ def test_the_card_shows_record_labels_old_and_new_values_reason_and_agent(gate: 
     assert "closedwon" not in text and "appointmentscheduled" not in text
 
 
-def test_the_card_has_a_primary_approve_and_a_danger_reject_button(gate: Gate) -> None:
+def test_the_card_has_a_primary_approve_an_edit_and_a_danger_reject_button(gate: Gate) -> None:
     proposal = gate.carded(CLOSE_ACME)
 
-    assert [(b["text"]["text"], b["style"], b["value"]) for b in buttons(gate.card(proposal).blocks)] == [
+    assert [(b["text"]["text"], b.get("style"), b["value"]) for b in buttons(gate.card(proposal).blocks)] == [
         ("Approve", "primary", proposal.id),
+        ("Edit", None, proposal.id),
         ("Reject", "danger", proposal.id),
     ]
     assert gate.slack.warnings == []
@@ -126,7 +127,7 @@ def test_several_properties_are_approved_and_written_together(gate: Gate) -> Non
 def test_rejecting_writes_nothing_and_says_so_in_card_and_thread(gate: Gate) -> None:
     proposal = gate.carded(CLOSE_ACME)
 
-    gate.click(proposal, "U0MARIA", "reject")
+    gate.reject(proposal, "U0MARIA")
     gate.drain()
 
     assert gate.hubspot.writes() == []

@@ -76,7 +76,7 @@ def test_an_undecided_proposal_is_escalated_to_the_backup_channel(gate: Gate) ->
     gate.run_scheduled()
 
     [copy] = gate.slack.messages("C0BACKUP")
-    assert [b["text"]["text"] for b in buttons(copy.blocks)] == ["Approve", "Reject"]
+    assert [b["text"]["text"] for b in buttons(copy.blocks)] == ["Approve", "Edit", "Reject"]
     assert gate.thread(proposal)[-1] == "Escalated to <#C0BACKUP>: nobody has decided yet."
 
 

@@ -220,7 +220,7 @@ def test_an_admin_named_in_the_policy_may_decide(gate: Gate) -> None:
     gate.use_policy('[approvers]\nadmins = ["U0OTHER"]\n')
     proposal = propose(gate, "deals", "1001", {"dealname": "x"})
 
-    gate.click(proposal, "U0OTHER", "reject")
+    gate.reject(proposal, "U0OTHER")
     gate.drain()
 
     assert gate.proposal(proposal.id).status == "rejected"
