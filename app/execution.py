@@ -34,15 +34,16 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
     if proposal.status is not Status.QUEUED:
         return
     schema = rt.hubspot.schema(proposal.object_type)
+    changed = [change.property for change in proposal.changes]
     try:
-        record = rt.hubspot.read(proposal.object_type, proposal.record_id, _properties_to_read(proposal, schema))
+        record = rt.hubspot.read(proposal.object_type, proposal.record_id, _properties_to_read(proposal, schema), changed)
     except HubSpotError as error:
         if error.retryable and not final_attempt:
             raise
         why = f"{proposal.object_type} record {proposal.record_id} does not exist" if error.not_found else error.message
         _fail(rt, proposal, Status.QUEUED, why)
         return
-    changes = [with_old_value(schema, change, record) for change in proposal.changes]
+    changes = [_since_proposal(schema, with_old_value(schema, change, record), record, proposal.created_at) for change in proposal.changes]
     problem = _pipeline_problem(schema, proposal, record)
     if problem:
         _fail(rt, proposal, Status.QUEUED, problem)
@@ -62,10 +63,12 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
         return
     pipeline_id = record.get(PIPELINE_PROPERTY.get(proposal.object_type, ""))
     try:
-        route = route_card(rt, proposal, owner, pipeline_id)
+        route: Route | None = route_card(rt, proposal, owner, pipeline_id)
     except NoRoute as error:
-        _fail(rt, proposal, Status.QUEUED, f"no one to ask: {error}")
-        return
+        if assessment.tier is not Tier.AUTO:  # an automatic change needs nobody to ask
+            _fail(rt, proposal, Status.QUEUED, f"no one to ask: {error}")
+            return
+        route = None
     rt.store.transition(
         proposal_id,
         allowed=[Status.QUEUED],
@@ -75,37 +78,63 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
         detail={"tier": assessment.tier.value, "approvals": str(assessment.approvals)},
         changes=changes,
         record=view,
-        approvers=route.approvers,
+        approvers=route.approvers if route else list(rt.admins),
         tier=assessment.tier,
         approvals_required=assessment.approvals,
         rules_fired=list(assessment.fired),
-        notify_channel=route.channel,
-        owner_user=route.approver_user,
+        notify_channel=route.channel if route else None,
+        owner_user=route.approver_user if route else None,
     )
-    if assessment.tier is Tier.AUTO:
+    stale = any(change.current_display for change in changes)
+    if assessment.tier is Tier.AUTO and not stale:
         rt.store.transition(proposal_id, allowed=[Status.QUEUED], to=Status.APPROVED, event="auto_approved", actor="policy")
         apply_proposal(rt, proposal_id, final_attempt)
-        return
-    _post_card(rt, proposal_id, route)
+    elif route is None:  # a stale automatic change with nobody to show it to
+        rt.store.transition(proposal_id, allowed=[Status.QUEUED], to=Status.CONFLICT, event="conflict", actor=ACTOR)
+    else:
+        _post_card(rt, proposal_id, route)
+
+
+def _since_proposal(schema: Schema, change: Change, record: Record, proposed_at: datetime) -> Change:
+    """A property changed in HubSpot after the agent proposed: the agent saw the value before it."""
+    history = record.history.get(change.property) or []
+    if not history or _moment(history[0].timestamp) <= proposed_at:
+        return change
+    seen = next((entry.value for entry in history if _moment(entry.timestamp) <= proposed_at), None)
+    return change.model_copy(
+        update={
+            "old": seen,
+            "old_display": schema.display(change.property, seen),
+            "current": change.old,
+            "current_display": change.old_display,
+        }
+    )
+
+
+def _moment(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _post_card(rt: Runtime, proposal_id: str, route: Route) -> None:
+    """The approval card; or, when a value moved since the proposal, a conflict card with no Approve."""
     prepared = rt.store.require(proposal_id)
+    stale = any(change.current_display for change in prepared.changes)
     draft = CardRef(channel=route.channel, ts="", approver_user=route.approver_user, fallback_reason=route.fallback_reason)
-    card = approval_card(prepared.model_copy(update={"card": draft}))
+    shown = prepared.model_copy(update={"card": draft, "status": Status.CONFLICT if stale else prepared.status})
+    card = outcome_card(shown) if stale else approval_card(shown)
     channel, ts = rt.messenger.post(route.channel, card)
     copies = [MessageRef(channel=c, ts=t) for c, t in (rt.messenger.post(dm, card) for dm in route.copies_to)]
     done = rt.store.transition(
         proposal_id,
         allowed=[Status.QUEUED],
-        to=Status.AWAITING_APPROVAL,
-        event="card_posted",
+        to=Status.CONFLICT if stale else Status.AWAITING_APPROVAL,
+        event="conflict" if stale else "card_posted",
         actor=ACTOR,
         detail={"channel": channel, "ts": ts},
         card=draft.model_copy(update={"channel": channel, "ts": ts, "copies": copies}),
-        **expiry.deadlines(rt, rt.clock()),
+        **({} if stale else expiry.deadlines(rt, rt.clock())),
     )
-    if done.done:
+    if done.done and not stale:
         posted = rt.store.require(proposal_id)
         expiry.schedule(rt, posted)
         _supersede_older(rt, posted)

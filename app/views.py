@@ -114,12 +114,12 @@ def home_view(pending: list[Proposal], decided: list[Proposal], automatic: list[
     if not pending:
         blocks.append(_line("Nothing waits for you."))
     for proposal in pending[:20]:
-        blocks.append(_line(_summary_line(proposal)))
+        blocks.append(_line(summary_line(proposal)))
         blocks.append({"type": "actions", "block_id": f"home:{proposal.id}", "elements": decision_buttons(proposal)})
     blocks += [{"type": "divider"}, {"type": "header", "text": _text("Decided by you recently")}]
-    blocks += [_line(f"{_summary_line(p)} · *{p.status.value}*") for p in decided[:15]] or [_line("Nothing yet.")]
+    blocks += [_line(f"{summary_line(p)} · *{p.status.value}*") for p in decided[:15]] or [_line("Nothing yet.")]
     blocks += [{"type": "divider"}, {"type": "header", "text": _text("Applied automatically to your records")}]
-    blocks += [_line(f"{_summary_line(p)} · *{p.status.value}*") for p in automatic[:15]] or [_line("Nothing yet.")]
+    blocks += [_line(f"{summary_line(p)} · *{p.status.value}*") for p in automatic[:15]] or [_line("Nothing yet.")]
     return {"type": "home", "blocks": blocks}
 
 
@@ -127,7 +127,7 @@ def _line(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}
 
 
-def _summary_line(proposal: Proposal) -> str:
+def summary_line(proposal: Proposal) -> str:
     diff = "; ".join(f"{escape(c.label)}: {escape(c.old_display)} → {escape(c.approved_display)}" for c in proposal.changes)
     what = diff or ("new note" if proposal.note else "new task")
     return f"{record_title(proposal)}: {what} _({escape(proposal.agent)})_ · `{proposal.id}`"
