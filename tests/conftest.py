@@ -156,6 +156,13 @@ class Gate:
         assert answer.status_code == 200, answer.text
         return answer
 
+    def home(self, user: str, after: Callable[[], object] | None = None) -> dict[str, Any]:
+        """The user's Home tab as published after opening it (or after `after`, e.g. a click in it)."""
+        before = self.slack.views_published.get(user)
+        (after or (lambda: self.slack.open_home(user)))()
+        wait_for(lambda: self.slack.views_published.get(user) not in (None, before))
+        return self.slack.views_published[user]
+
     def thread(self, proposal: Proposal) -> list[str]:
         assert proposal.card is not None
         return [m.text for m in self.slack.replies(proposal.card.channel, proposal.card.ts)]

@@ -524,6 +524,29 @@ class SlackEmulator:
             }
         return self.post_signed(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
+    def click_home(self, user_id: str, action_id: str, value: str | None = None) -> httpx.Response:
+        """A block_actions payload for a button in the user's published Home tab (no channel, no response_url)."""
+        with self._lock:
+            view = self.views_published.get(user_id)
+            if view is None:
+                raise AssertionError(f"no Home tab published for {user_id}")
+            found = next(
+                ((block_id, button) for block_id, button in _buttons(view["blocks"])
+                 if button.get("action_id") == action_id and value in (None, button.get("value"))),
+                None,
+            )
+            if found is None:
+                raise AssertionError(f"no live button {action_id!r} (value {value!r}) in {user_id}'s Home tab")
+            payload = {
+                "type": "block_actions",
+                **self._actor(user_id),
+                "container": {"type": "view", "view_id": view.get("id", "")},
+                "trigger_id": self._new_trigger(),
+                "view": view,
+                "actions": [_action_json(*found)],
+            }
+        return self.post_signed(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
     def command(self, user_id: str, text: str, command: str = "/hsgate", channel_id: str | None = None) -> httpx.Response:
         channel = channel_id or self.dm_channel(user_id)
         with self._lock:
