@@ -270,14 +270,15 @@ def _conflict(rt: Runtime, proposal: Proposal, schema: Schema, record: Record) -
 def write_properties(
     rt: Runtime, schema: Schema, object_type: str, record_id: str, values: dict[str, str], current: Record
 ) -> None:
-    """Write `values` and read them back. A lifecycle stage moving backward is cleared first, as HubSpot requires."""
+    """Write `values` and check HubSpot kept them. A lifecycle stage moving backward is cleared first, as HubSpot requires."""
     if not values:
         return
     backward = LIFECYCLE in values and schema.is_backward(LIFECYCLE, current.get(LIFECYCLE), values[LIFECYCLE])
     if backward:
         rt.hubspot.update(object_type, record_id, {LIFECYCLE: ""})
-    rt.hubspot.update(object_type, record_id, values)
-    after = rt.hubspot.read(object_type, record_id, values)
+    after = rt.hubspot.update(object_type, record_id, values)
+    if any(name not in after.properties for name in values):  # HubSpot's answer left one out: read it back
+        after = rt.hubspot.read(object_type, record_id, values)
     refused = [name for name, value in values.items() if not schema.same(name, after.get(name), value)]
     if refused:
         shown = ", ".join(f"{schema.label(n)} is {schema.display(n, after.get(n))}" for n in refused)

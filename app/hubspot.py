@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ API_EXCEPTIONS = (ObjectsApiException, OwnersApiException, PipelinesApiException
 TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException)
 BATCH_SIZE = 100
 SCHEMA_TTL_S = 300
+FILL_WAIT_S = 10.0
 OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3", "tickets": "0-5"}
 # HubSpot-defined association type ids from an engagement to the record it belongs to.
 ASSOCIATION_TYPE_IDS = {
@@ -95,23 +97,38 @@ class Record:
 
 
 class RateLimiter:
-    """A fixed-window request counter in Redis, shared by every process that talks to HubSpot."""
+    """A rolling-window request limit shared by every process that talks to HubSpot.
+
+    HubSpot counts requests over a rolling 10 seconds (TEN_SECONDLY_ROLLING), so this keeps the
+    time of each granted request in a Redis sorted set and grants a new one only while fewer than
+    `max_requests` fall inside the window; otherwise it sleeps until the oldest one leaves it.
+    """
+
+    _ACQUIRE = """
+    local now = tonumber(ARGV[1])
+    local window = tonumber(ARGV[2])
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+    if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+      redis.call('ZADD', KEYS[1], now, ARGV[4])
+      redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
+      return '0'
+    end
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return tostring(tonumber(oldest[2]) + window - now)
+    """
 
     def __init__(self, redis: Redis, max_requests: int, window_s: float = 10.0, key: str = "hsgate:ratelimit:hubspot") -> None:
-        self.redis = redis
         self.max_requests = max_requests
         self.window_s = window_s
         self.key = key
+        self._script = redis.register_script(self._ACQUIRE)
 
     def acquire(self) -> None:
         while True:
-            window = int(time.time() // self.window_s)
-            key = f"{self.key}:{window}"
-            with self.redis.pipeline(transaction=True) as pipe:
-                count, _ = pipe.incr(key).expire(key, int(self.window_s) + 1).execute()
-            if count <= self.max_requests:
+            wait = float(self._script(keys=[self.key], args=[time.time(), self.window_s, self.max_requests, secrets.token_hex(8)]))
+            if wait <= 0:
                 return
-            time.sleep(max((window + 1) * self.window_s - time.time(), 0.01))
+            time.sleep(min(max(wait, 0.01), self.window_s))
 
 
 class HubSpotGateway:
@@ -239,13 +256,19 @@ class HubSpotGateway:
         return found
 
     def _cached(self, name: str, fetch: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Read through the Redis cache; when it is cold, one process fetches while the others wait for it."""
         key = _cache_key(name)
-        cached = self._redis.get(key)
-        if cached is not None:
-            return json.loads(cached)
-        fresh = fetch()
-        self._redis.set(key, json.dumps(fresh), ex=SCHEMA_TTL_S)
-        return fresh
+        deadline = time.monotonic() + FILL_WAIT_S
+        while (cached := self._redis.get(key)) is None:
+            if self._redis.set(f"{key}:filling", "1", nx=True, ex=int(FILL_WAIT_S) + 1) or time.monotonic() > deadline:
+                try:
+                    fresh = fetch()
+                    self._redis.set(key, json.dumps(fresh), ex=SCHEMA_TTL_S)
+                    return fresh
+                finally:
+                    self._redis.delete(f"{key}:filling")
+            time.sleep(0.05)
+        return json.loads(cached)
 
     def _fetch_properties(self, object_type: str) -> list[dict[str, Any]]:
         answer = self._call("properties", self._properties.get_all, object_type)
