@@ -102,13 +102,17 @@ def _body(proposal: Proposal) -> list[dict[str, Any]]:
     return blocks
 
 
-def approval_card(proposal: Proposal) -> Card:
-    """The card with Approve and Reject, for the people who may decide."""
+def approval_card(proposal: Proposal, rivals: list[Proposal] | None = None) -> Card:
+    """The card with Approve and Reject, for the people who may decide.
+
+    Other agents' waiting proposals for the same field appear as alternatives, each with its own
+    Approve: the approver picks one, and the others end superseded.
+    """
     deciders = ", ".join(mention(user) for user in proposal.approvers) or "an hsgate admin"
     progress = ""
     if proposal.approvals_required > 1:
         progress = f" · {len(proposal.approvals)} of {proposal.approvals_required} approvals"
-    blocks = _body(proposal) + [
+    blocks = _body(proposal) + [_alternative(rival) for rival in rivals or []] + [
         _context(f"Who may decide: {deciders}{progress}"),
         {
             "type": "actions",
@@ -117,6 +121,13 @@ def approval_card(proposal: Proposal) -> Card:
         },
     ]
     return Card(text=f"Approval needed: {_summary(proposal)}", blocks=blocks)
+
+
+def _alternative(rival: Proposal) -> dict[str, Any]:
+    values = "; ".join(f"{escape(c.label)} → *{escape(c.new_display)}*" for c in rival.changes)
+    block = _section(f"*Alternative from {escape(rival.agent)}*: {values}\n_Why:_ {escape(rival.reason)} · `{rival.id}`")
+    block["accessory"] = button("Approve this instead", APPROVE_ACTION, rival.id)
+    return block
 
 
 def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     hubspot_access_token: SecretStr
     hubspot_api_url: str = "https://api.hubapi.com"
     hubspot_portal_id: str | None = None
+    hubspot_ui_domain: str = "app.hubspot.com"
     hubspot_rate_limit: Annotated[int, Field(gt=0)] = 90
     redis_url: str | None = None
     hsgate_data_dir: Path = Path(".hsgate")

@@ -37,6 +37,7 @@ def approve(rt: Runtime, proposal_id: str, user: str, edited: dict[str, str] | N
     if approval.recorded:
         home.note_decision(rt, user, proposal_id)
     if approval.final:
+        _close_rivals(rt, proposal, Status.SUPERSEDED, user, superseded_by=proposal.id)
         rt.queue.enqueue("apply_proposal", proposal_id, "approved")
         return None
     if approval.recorded:
@@ -78,8 +79,27 @@ def reject(rt: Runtime, proposal_id: str, user: str, reason: str | None = None) 
     if not done.done:
         return _already(rt, proposal_id)
     home.note_decision(rt, user, proposal_id)
+    proposal = rt.store.require(proposal_id)
+    if not proposal.rival_of:  # rejecting the card rejects the alternatives on it too
+        _close_rivals(rt, proposal, Status.REJECTED, user, decided_by=user, decided_at=rt.clock(), reject_reason=reason or None)
     rt.queue.enqueue("publish_outcome", proposal_id, "rejected")
     return None
+
+
+def _close_rivals(rt: Runtime, decided: Proposal, status: Status, user: str, **fields: object) -> None:
+    """End the other proposals that share `decided`'s card; its own outcome redraws that card."""
+    primary = rt.store.require(decided.rival_of) if decided.rival_of else decided
+    for other in [primary.id, *primary.rivals]:
+        if other != decided.id:
+            rt.store.transition(
+                other,
+                allowed=[Status.QUEUED, Status.AWAITING_APPROVAL],
+                to=status,
+                event=status.value,
+                actor=user,
+                detail={"card_decided_by": decided.id},
+                **fields,
+            )
 
 
 def _already(rt: Runtime, proposal_id: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 
 from app import digest, expiry
+from app.livecard import card_with_rivals
 from app.cards import Card, approval_card, audit_reply, outcome_card, text_only, undoable
 from app.hubspot import HubSpotError, Record
 from app.models import Action, CardRef, Change, MessageRef, Proposal, RecordView, ReplyRef, Status, Tier
@@ -91,8 +92,52 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
         apply_proposal(rt, proposal_id, final_attempt)
     elif route is None:  # a stale automatic change with nobody to show it to
         rt.store.transition(proposal_id, allowed=[Status.QUEUED], to=Status.CONFLICT, event="conflict", actor=ACTOR)
-    else:
+    elif stale or not _join_rivals_card(rt, rt.store.require(proposal_id)):
         _post_card(rt, proposal_id, route)
+
+
+def _join_rivals_card(rt: Runtime, proposal: Proposal) -> bool:
+    """Another agent's proposal for the same field already waits: join its card as an alternative.
+
+    Never two live cards racing for one field. False when there is no such card (or it was decided
+    meanwhile), so the proposal gets its own.
+    """
+    names = {change.property: change.new for change in proposal.changes}
+    record_ids = rt.store.ids_for_record(proposal.object_type, proposal.record_id)
+    for other in (rt.store.get(pid) for pid in record_ids[: record_ids.index(proposal.id)]):
+        if (
+            other is None
+            or other.status is not Status.AWAITING_APPROVAL
+            or other.agent == proposal.agent
+            or other.rival_of is not None
+            or not any(names.get(c.property) not in (None, c.new) for c in other.changes)
+        ):
+            continue
+        done = rt.store.transition(
+            other.id,
+            allowed=[Status.AWAITING_APPROVAL],
+            to=None,
+            event="rival_added",
+            actor=ACTOR,
+            detail={"rival": proposal.id},
+            rivals=[*other.rivals, proposal.id],
+        )
+        if not done.done:
+            continue
+        rt.store.transition(
+            proposal.id,
+            allowed=[Status.QUEUED],
+            to=Status.AWAITING_APPROVAL,
+            event="joined_card",
+            actor=ACTOR,
+            detail={"card_of": other.id},
+            card=other.card,
+            rival_of=other.id,
+            approvers=list(dict.fromkeys([*other.approvers, *proposal.approvers])),
+        )
+        rt.queue.enqueue("refresh_card", other.id, f"rival-{proposal.id}")
+        return True
+    return False
 
 
 def _since_proposal(schema: Schema, change: Change, record: Record, proposed_at: datetime) -> Change:
@@ -399,6 +444,11 @@ def publish_outcome(rt: Runtime, proposal_id: str) -> None:
     proposal = rt.store.require(proposal_id)
     event = next(e for e in reversed(proposal.events) if e.type in OUTCOMES)
     reply = audit_reply(proposal, event)
+    if proposal.rival_of and proposal.status is not Status.APPLIED and proposal.card:
+        # An alternative on another proposal's card: that card stays; it only loses this option.
+        rt.queue.enqueue("refresh_card", proposal.rival_of, f"rival-{proposal.id}-{proposal.status.value}")
+        rt.messenger.post(proposal.card.channel, reply, thread_ts=proposal.card.ts)
+        return
     if proposal.undo_reply:
         rt.messenger.update(proposal.undo_reply.channel, proposal.undo_reply.ts, text_only(proposal.undo_reply.text))
     if proposal.card and proposal.card.ts:
@@ -418,7 +468,8 @@ def _update_cards(rt: Runtime, card: CardRef, content: Card) -> None:
 
 
 def refresh_card(rt: Runtime, proposal_id: str) -> None:
-    """Show approval progress on a card still waiting for more approvals."""
+    """Redraw a card still waiting: approval progress, and the alternatives still open."""
     proposal = rt.store.require(proposal_id)
     if proposal.status is Status.AWAITING_APPROVAL and proposal.card:
-        _update_cards(rt, proposal.card, approval_card(proposal))
+        _update_cards(rt, proposal.card, card_with_rivals(rt, proposal))
+

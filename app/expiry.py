@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.cards import approval_card, escalation_note, reminder
+from app.cards import escalation_note, reminder
+from app.livecard import card_with_rivals
 from app.models import MessageRef, Proposal, Status
 from app.runtime import Runtime
 
@@ -42,6 +43,8 @@ def expire(rt: Runtime, proposal_id: str) -> None:
         return
     done = rt.store.transition(proposal_id, allowed=[Status.AWAITING_APPROVAL], to=Status.EXPIRED, event="expired", actor=ACTOR)
     if done.done:
+        for rival in proposal.rivals:  # the alternatives on its card expire with it
+            rt.store.transition(rival, allowed=[Status.AWAITING_APPROVAL], to=Status.EXPIRED, event="expired", actor=ACTOR)
         rt.queue.enqueue("publish_outcome", proposal_id, "expired")
 
 
@@ -72,7 +75,7 @@ def _escalate(rt: Runtime, proposal: Proposal, target: str) -> None:
         approvers = [*approvers, target] if target not in approvers else approvers
         channel = rt.messenger.dm_channel(target)
     escalated = proposal.model_copy(update={"approvers": approvers})
-    posted_channel, ts = rt.messenger.post(channel, approval_card(escalated))
+    posted_channel, ts = rt.messenger.post(channel, card_with_rivals(rt, escalated))
     card = proposal.card.model_copy(update={"copies": [*proposal.card.copies, MessageRef(channel=posted_channel, ts=ts)]})
     rt.store.transition(
         proposal.id,

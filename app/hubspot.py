@@ -141,6 +141,7 @@ class HubSpotGateway:
         timeout: tuple[float, float] = (3.0, 15.0),
         retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
         portal_id: str | None = None,
+        ui_domain: str = "app.hubspot.com",
     ) -> None:
         client = HubSpot(access_token=access_token, host=host)
         # Each attribute access on the SDK's discovery objects builds a new ApiClient and pool: keep them.
@@ -156,6 +157,7 @@ class HubSpotGateway:
         self._timeout = timeout
         self._retry_delays = tuple(retry_delays)
         self._portal_id = portal_id
+        self._ui_domain = ui_domain
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -324,7 +326,7 @@ class HubSpotGateway:
     def _account(self) -> tuple[str, str]:
         """The UI domain and portal id for record links (a setting, else HubSpot's account-info)."""
         if self._portal_id:
-            return "app.hubspot.com", self._portal_id
+            return self._ui_domain, self._portal_id
         raw = self._cached("account", self._fetch_account)[0]
         return raw["uiDomain"], str(raw["portalId"])
 

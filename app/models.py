@@ -191,6 +191,8 @@ class Proposal(BaseModel):
     remind_at: datetime | None = None
     superseded_by: str | None = None
     superseded_link: str | None = None  # the newer proposal's card
+    rivals: list[str] = []  # other agents' proposals for the same field, shown on this card to pick from
+    rival_of: str | None = None  # the proposal whose card this one joined as an alternative
     undo_reply: ReplyRef | None = None
     created_object_id: str | None = None  # the note or task a create action made
     error: str | None = None

@@ -54,6 +54,7 @@ class Runtime:
                 rate_limit=settings.hubspot_rate_limit,
                 retry_delays=hubspot_retry_delays,
                 portal_id=settings.hubspot_portal_id,
+                ui_domain=settings.hubspot_ui_domain,
             ),
             messenger=SlackMessenger(web_client, redis),
             queue=JobQueue(redis),

@@ -15,11 +15,11 @@ HubSpot rate limiter through Redis, as in production. One run:
 
 HubSpot is the ceiling. The emulator refuses requests beyond `--hubspot-limit` per rolling 10 s
 (100 per 10 s is HubSpot's limit for smaller plans) and hsgate paces itself below that
-(HUBSPOT_RATE_LIMIT, 90 per fixed 10 s window by default). So the phases are HubSpot-bound: at
+(HUBSPOT_RATE_LIMIT, 90 per rolling 10 s by default). So the phases are HubSpot-bound: at
 L requests per 10 s a phase needing R requests takes at least R / (L / 10) seconds, and the
 "HubSpot pace" rows show how close hsgate came to that. "HubSpot requests per proposal" is the
 number to watch: it sets the achievable cards/s and writes/s (a card needs one record read; a
-write needs a read, the PATCH and a read-back). 429s are requests HubSpot refused; each one costs
+write needs a fresh read for the stale-value check and the PATCH, whose answer confirms the write). 429s are requests HubSpot refused; each one costs
 a retry and, at worst, a failed proposal.
 
 The API latencies include this process's own load: the emulators, the web app and the client

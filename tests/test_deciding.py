@@ -279,3 +279,67 @@ def test_history_lists_a_records_proposals_from_its_hubspot_url(gate: Gate) -> N
 
 def test_history_takes_a_type_and_id(gate: Gate) -> None:
     assert gate.slack.command("U0MARIA", "history deals/1002").json()["text"] == "No proposals for deals 1002."
+
+
+# -- two agents, one field -----------------------------------------------------------------------------
+
+RIVAL = {"object_type": "deals", "record_id": "1001", "changes": {"dealstage": "closedlost"}, "reason": "Lost to a competitor"}
+
+
+def rivals(gate: Gate) -> tuple[Proposal, Proposal]:
+    first = gate.carded(CLOSE_ACME)
+    answer = gate.propose(RIVAL, OTHER_AGENT_TOKEN)
+    gate.drain()
+    return gate.proposal(first.id), gate.proposal(answer.json()["id"])
+
+
+def test_another_agents_value_for_a_waiting_field_joins_the_same_card(gate: Gate) -> None:
+    first, second = rivals(gate)
+
+    assert second.status == "awaiting_approval"
+    assert second.card == first.card
+    assert len(gate.slack.messages("D0MARIA")) == 1
+    card = gate.card(first)
+    assert "*Alternative from enricher*: Deal Stage → *Closed Lost (Sales Pipeline)*" in block_text(card.blocks)
+    assert [(b["text"]["text"], b["value"]) for b in buttons(card.blocks) if b["text"]["text"].startswith("Approve")] == [
+        ("Approve", first.id)
+    ]
+    accessories = [b["accessory"] for b in card.blocks if "accessory" in b]
+    assert [(a["text"]["text"], a["value"]) for a in accessories] == [("Approve this instead", second.id)]
+
+
+def test_picking_the_alternative_applies_it_and_supersedes_the_other(gate: Gate) -> None:
+    first, second = rivals(gate)
+    assert first.card is not None
+
+    gate.slack.click("U0MARIA", first.card.channel, first.card.ts, "hsgate_approve", second.id)
+    gate.drain()
+
+    assert gate.hubspot.get_property("deals", "1001", "dealstage") == "closedlost"
+    assert gate.proposal(second.id).status == "applied"
+    assert gate.proposal(first.id).status == "superseded"
+    assert gate.proposal(first.id).superseded_by == second.id
+    assert buttons(gate.card(first).blocks) == [] and all("accessory" not in b for b in gate.card(first).blocks)
+
+
+def test_approving_the_first_supersedes_the_alternative(gate: Gate) -> None:
+    first, second = rivals(gate)
+
+    gate.click(first, "U0MARIA", "approve")
+    gate.drain()
+
+    assert gate.hubspot.get_property("deals", "1001", "dealstage") == "closedwon"
+    assert gate.proposal(second.id).status == "superseded"
+    assert [w.body for w in gate.hubspot.writes()] == [{"properties": {"dealstage": "closedwon"}}]
+
+
+def test_rejecting_the_card_rejects_every_alternative_on_it(gate: Gate) -> None:
+    first, second = rivals(gate)
+
+    gate.reject(first, "U0MARIA", reason="Neither")
+    gate.drain()
+
+    assert gate.proposal(first.id).status == "rejected"
+    assert gate.proposal(second.id).status == "rejected"
+    assert gate.proposal(second.id).reject_reason == "Neither"
+    assert gate.hubspot.writes() == []
