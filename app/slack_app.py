@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -9,6 +10,7 @@ from slack_bolt import Ack, App
 from app import decisions, home
 from app.cards import APPROVE_ACTION, EDIT_ACTION, REJECT_ACTION, UNDO_ACTION, text_only
 from app.commands import run_command
+from app.models import Proposal
 from app.runtime import Runtime
 from app.validation import ProposalInvalid, normalize_changes
 from app.views import (
@@ -49,24 +51,22 @@ def build_bolt_app(rt: Runtime) -> App:
         ack()
         after_decision(body, reply)
 
-    @app.action(EDIT_ACTION)
-    def edit(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+    def open_dialog(ack: Ack, body: dict[str, Any], action: dict[str, Any], build: Callable[[Proposal], dict[str, Any]]) -> None:
+        """Open a decision dialog for someone who may decide now; tell anyone else why not."""
         refused = decisions.refusal(rt, action["value"], body["user"]["id"])
         ack()
         if refused:
             tell(body, refused)
             return
-        proposal = rt.store.require(action["value"])
-        rt.messenger.open_view(body["trigger_id"], edit_view(proposal, rt.hubspot.schema(proposal.object_type)))
+        rt.messenger.open_view(body["trigger_id"], build(rt.store.require(action["value"])))
+
+    @app.action(EDIT_ACTION)
+    def edit(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        open_dialog(ack, body, action, lambda proposal: edit_view(proposal, rt.hubspot.schema(proposal.object_type)))
 
     @app.action(REJECT_ACTION)
     def reject(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        refused = decisions.refusal(rt, action["value"], body["user"]["id"])
-        ack()
-        if refused:
-            tell(body, refused)
-            return
-        rt.messenger.open_view(body["trigger_id"], reject_view(rt.store.require(action["value"])))
+        open_dialog(ack, body, action, reject_view)
 
     @app.view(EDIT_CALLBACK)
     def edited(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:

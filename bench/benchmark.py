@@ -497,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("command", shlex.join(["python", *(sys.argv if argv is None else ["bench/benchmark.py", *argv])])),
         ("machine", f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"),
         ("proposals (N) / workers (W)", f"{args.proposals} / {args.workers}"),
-        ("HubSpot limit / hsgate pacing", f"{args.hubspot_limit} per rolling 10 s / {data['hsgate_rate_limit']} per fixed 10 s window"),
+        ("HubSpot limit / hsgate pacing", f"{args.hubspot_limit} per rolling 10 s / {data['hsgate_rate_limit']} per rolling 10 s"),
         ("redis", f"REDIS_URL db {BENCH_DB}" if os.environ.get("REDIS_URL") else "embedded valkey"),
     ]
     print_table(header, rows)
