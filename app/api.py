@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from app import intake
 from app.hubspot import HubSpotError
 from app.models import OBJECT_TYPES, ProposalIn
 from app.runtime import Runtime
 from app.validation import Problem, ProposalInvalid
-from app import intake
 
 MAX_BODY_BYTES = 256 * 1024
 

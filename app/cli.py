@@ -21,8 +21,8 @@ from app.models import OBJECT_TYPES, ProposalIn
 from app.policy import Policy, PolicyError
 from app.redis_server import connect, embedded_url
 from app.runtime import Runtime
-from app.validation import ProposalInvalid
 from app.slack_app import build_bolt_app
+from app.validation import ProposalInvalid
 from app.web import build_web_app
 from workers.worker import run_worker
 

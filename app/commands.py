@@ -6,8 +6,8 @@ import re
 
 from app.cards import mention, slack_date
 from app.decisions import request_undo
-from app.hubspot import OBJECT_TYPE_IDS
 from app.home import pending_for
+from app.hubspot import OBJECT_TYPE_IDS
 from app.models import OBJECT_TYPES, Proposal
 from app.runtime import Runtime
 from app.views import summary_line

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 
+from slack_sdk.errors import SlackApiError
+
 from app import digest, expiry
-from app.livecard import card_with_rivals
 from app.cards import Card, approval_card, audit_reply, outcome_card, text_only, undoable
 from app.hubspot import HubSpotError, Record
+from app.livecard import card_with_rivals
 from app.models import Action, CardRef, Change, MessageRef, Proposal, RecordView, ReplyRef, Status, Tier
 from app.routing import NoRoute, Route, route_card
 from app.runtime import Runtime
@@ -93,7 +95,12 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
     elif route is None:  # a stale automatic change with nobody to show it to
         rt.store.transition(proposal_id, allowed=[Status.QUEUED], to=Status.CONFLICT, event="conflict", actor=ACTOR)
     elif stale or not _join_rivals_card(rt, rt.store.require(proposal_id)):
-        _post_card(rt, proposal_id, route)
+        try:
+            _post_card(rt, proposal_id, route)
+        except SlackApiError as error:
+            if not final_attempt:
+                raise
+            _fail(rt, proposal, Status.QUEUED, f"Slack refused the card ({error.response.get('error', 'no answer')})")
 
 
 def _join_rivals_card(rt: Runtime, proposal: Proposal) -> bool:

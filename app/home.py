@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.models import Proposal, Status
 from app.routing import may_decide
 from app.runtime import Runtime
+from app.store import text
 from app.views import home_view
 
 RECENT = 20
@@ -21,7 +22,10 @@ def _automatic_key(user: str) -> str:
 
 def _remember(rt: Runtime, key: str, proposal_id: str) -> None:
     with rt.redis.pipeline(transaction=True) as pipe:
-        pipe.lrem(key, 0, proposal_id).lpush(key, proposal_id).ltrim(key, 0, RECENT - 1).execute()
+        pipe.lrem(key, 0, proposal_id)
+        pipe.lpush(key, proposal_id)
+        pipe.ltrim(key, 0, RECENT - 1)
+        pipe.execute()
 
 
 def note_decision(rt: Runtime, user: str, proposal_id: str) -> None:
@@ -40,7 +44,7 @@ def pending_for(rt: Runtime, user: str) -> list[Proposal]:
 
 
 def _listed(rt: Runtime, key: str) -> list[Proposal]:
-    found = (rt.store.get(raw.decode()) for raw in rt.redis.lrange(key, 0, RECENT - 1))
+    found = (rt.store.get(text(raw)) for raw in rt.redis.lrange(key, 0, RECENT - 1))
     return [proposal for proposal in found if proposal is not None]
 
 

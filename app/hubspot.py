@@ -367,7 +367,7 @@ def _message(body: str) -> str:
         return body[:300]
     if not isinstance(parsed, dict):
         return body[:300]
-    details = [e.get("message") for e in parsed.get("errors") or [] if isinstance(e, dict) and e.get("message")]
+    details = [str(e["message"]) for e in parsed.get("errors") or [] if isinstance(e, dict) and e.get("message")]
     return "; ".join(details) if details else str(parsed.get("message", ""))[:500]
 
 

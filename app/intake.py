@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.models import Action, Change, ProposalIn, Proposal
+from app.models import Action, Change, Proposal, ProposalIn
 from app.runtime import Runtime
 from app.validation import ProposalInvalid, normalize_changes
 

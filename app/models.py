@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -109,12 +110,12 @@ class Change(BaseModel):
     edited: str | None = None  # the value the approver chose instead of `new`, in the Edit dialog
     edited_display: str = ""
 
-    @property
+    @builtins.property  # the field `property` shadows the builtin in this class body
     def approved(self) -> str:
         """The value to write: the approver's edit, else the agent's proposal."""
         return self.new if self.edited is None else self.edited
 
-    @property
+    @builtins.property
     def approved_display(self) -> str:
         return self.new_display if self.edited is None else self.edited_display
 

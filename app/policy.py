@@ -347,8 +347,8 @@ class Policy:
         for object_type, names in self.property_tiers.items():
             findings += _check_object(located, ("tiers", object_type), object_type, schemas)
             schema = schemas.get(object_type)
-            for name in names if schema else ():
-                findings += _check_tier_property(located, schema, name)
+            if schema is not None:
+                findings += [problem for name in names for problem in _check_tier_property(located, schema, name)]
         for object_type in self.object_tiers:
             findings += _check_object(located, ("tiers", object_type), object_type, schemas)
         for agent, scope in self.agent_scopes.items():

@@ -159,7 +159,7 @@ class ProposalStore:
         event, score = self._event("proposed", actor, {"agent": proposal.agent})
         keys = [*_keys(proposal.id), idem_key, f"hsgate:record:{proposal.object_type}:{proposal.record_id}"]
         created, pid = self._create(keys=keys, args=[proposal.id, event, score, *_flatten(fields)])
-        stored = self.get(_text(pid))
+        stored = self.get(text(pid))
         assert stored is not None, "a created proposal is readable"
         if created:
             self.on_status(stored.id, stored.status)
@@ -171,18 +171,20 @@ class ProposalStore:
 
     def find_by_idempotency_key(self, agent: str, key: str) -> Proposal | None:
         pid = self.redis.get(_idempotency_key(agent, key))
-        return None if pid is None else self.get(_text(pid))
+        return None if pid is None else self.get(text(pid))
 
     def get(self, pid: str) -> Proposal | None:
         hash_key, events_key, _, approvals_key = _keys(pid)
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(hash_key).lrange(events_key, 0, -1).lrange(approvals_key, 0, -1)
+            pipe.hgetall(hash_key)
+            pipe.lrange(events_key, 0, -1)
+            pipe.lrange(approvals_key, 0, -1)
             raw, events, approvals = pipe.execute()
         if not raw:
             return None
-        data: dict[str, Any] = {_text(k): json.loads(v) for k, v in raw.items()}
+        data: dict[str, Any] = {text(k): json.loads(v) for k, v in raw.items()}
         data["events"] = [json.loads(e) for e in events]
-        data["approvals"] = [_text(a) for a in approvals]
+        data["approvals"] = [text(a) for a in approvals]
         return Proposal.model_validate(data)
 
     def require(self, pid: str) -> Proposal:
@@ -210,7 +212,7 @@ class ProposalStore:
             keys=_keys(pid),
             args=[pid, event_json, score, allowed_arg, to.value if to else "", *_flatten_encoded(encoded)],
         )
-        previous_text = _text(previous)
+        previous_text = text(previous)
         previous_status = Status(previous_text) if previous_text else None
         if done and to is not None and to is not previous_status:
             self.on_status(pid, to)
@@ -235,19 +237,20 @@ class ProposalStore:
             recorded=code in (1, 2),
             final=code == 1,
             already_approved_by_user=code == 3,
-            status=Status(_text(status)),
+            status=Status(text(status)),
             count=int(count),
         )
 
     def ids_with_status(self, status: Status, limit: int = 100) -> list[str]:
-        return [_text(pid) for pid in self.redis.zrange(_status_index(status.value), 0, limit - 1)]
+        return [text(pid) for pid in self.redis.zrange(_status_index(status.value), 0, limit - 1)]
 
     def ids_for_record(self, object_type: str, record_id: str) -> list[str]:
-        return [_text(pid) for pid in self.redis.lrange(f"hsgate:record:{object_type}:{record_id}", 0, -1)]
+        return [text(pid) for pid in self.redis.lrange(f"hsgate:record:{object_type}:{record_id}", 0, -1)]
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def text(value: Any) -> str:
+    """A value read from Redis (bytes, as the client is not decoding) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _encode(value: Any) -> str:

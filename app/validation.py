@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from app.models import PropertyValue, hubspot_text
@@ -18,7 +20,7 @@ class Problem:
 
     field: str
     message: str
-    allowed: list[str] = field(default_factory=list)
+    allowed: list[str] = dataclasses.field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
         answer: dict[str, object] = {"field": self.field, "message": self.message}
@@ -33,7 +35,7 @@ class ProposalInvalid(Exception):
         self.problems = problems
 
 
-def normalize_changes(schema: Schema, changes: dict[str, PropertyValue]) -> dict[str, str]:
+def normalize_changes(schema: Schema, changes: Mapping[str, PropertyValue]) -> dict[str, str]:
     """The changes as the strings HubSpot takes, or ProposalInvalid naming every bad property."""
     problems: list[Problem] = []
     normalized: dict[str, str] = {}

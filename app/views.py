@@ -15,8 +15,9 @@ VALUE_ACTION = "value"
 MAX_SELECT_OPTIONS = 100
 
 
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text[:150], "emoji": False}
+def _text(text: str, limit: int = 150) -> dict[str, Any]:
+    """Plain text cut to Slack's limit for where it goes (150 for labels and hints, 75 for options)."""
+    return {"type": "plain_text", "text": text if len(text) <= limit else text[: limit - 1] + "…", "emoji": False}
 
 
 def edit_block_id(name: str) -> str:
@@ -52,17 +53,18 @@ def edit_view(proposal: Proposal, schema: Schema) -> dict[str, Any]:
 def _input(schema: Schema, change: Change) -> dict[str, Any]:
     prop = schema.properties[change.property]
     if prop.type == "enumeration" and len(options := schema.allowed_values(change.property)) <= MAX_SELECT_OPTIONS:
-        choices = [{"text": _text(option.label), "value": option.value} for option in options]
+        choices = [{"text": _text(option.label, 75), "value": option.value} for option in options]
         element: dict[str, Any] = {"type": "static_select", "action_id": VALUE_ACTION, "options": choices}
         chosen = next((choice for choice in choices if choice["value"] == change.new), None)
         return element | ({"initial_option": chosen} if chosen else {})
     if prop.type in ("date", "datetime"):
         moment = parse_moment(change.new) if change.new else None
         return {"type": "datepicker", "action_id": VALUE_ACTION} | ({"initial_date": moment.date().isoformat()} if moment else {})
+    initial = {"initial_value": change.new[:3000]} if change.new else {}  # Slack refuses an empty initial value
     if prop.type == "number":
-        return {"type": "number_input", "action_id": VALUE_ACTION, "is_decimal_allowed": True, "initial_value": change.new}
+        return {"type": "number_input", "action_id": VALUE_ACTION, "is_decimal_allowed": True} | initial
     multiline = prop.field_type in ("textarea", "html")
-    return {"type": "plain_text_input", "action_id": VALUE_ACTION, "multiline": multiline, "initial_value": change.new[:3000]}
+    return {"type": "plain_text_input", "action_id": VALUE_ACTION, "multiline": multiline} | initial
 
 
 def read_edit_view(state: dict[str, Any]) -> dict[str, str]:

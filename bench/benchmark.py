@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -271,7 +271,7 @@ def wait_for(stack: Stack, what: str, ids: Sequence[str], pending: frozenset[Sta
         counts = statuses(stack.rt, ids)
         if sum(n for status, n in counts.items() if status not in pending) == len(ids):
             return
-        for proc, log in zip(stack.workers, stack.logs):
+        for proc, log in zip(stack.workers, stack.logs, strict=True):
             if proc.poll() is not None:
                 raise BenchError(f"worker {proc.pid} exited ({proc.returncode}) during {what}:\n{tail(log)}")
         deadline.check(f"{what} ({format_counts(counts)})")
@@ -355,7 +355,7 @@ def correctness(stack: Stack, deals: Sequence[Deal], proposals: Sequence[Proposa
     applied = sum(1 for p in proposals if p.status is Status.APPLIED)
     named = sum(1 for d in deals if stack.hubspot.get_property("deals", d.record_id, "dealname") == d.new_name)
     once = sum(1 for d in deals if writes[d.record_id] == 1)
-    routed = sum(1 for p, d in zip(proposals, deals) if p.approvers[:1] == [OWNER_USERS[d.owner_id]])
+    routed = sum(1 for p, d in zip(proposals, deals, strict=True) if p.approvers[:1] == [OWNER_USERS[d.owner_id]])
     data = {"applied": applied, "records_with_new_name": named, "records_written_once": once, "cards_to_owner": routed}
     ok = applied == named == once == routed == len(deals)
     n = len(deals)

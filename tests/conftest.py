@@ -15,10 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from redis import Redis
-
-from app.config import Settings, load_settings
 from rq.job import Job
 
+from app.config import Settings, load_settings
 from app.models import Proposal
 from app.policy import Policy
 from app.runtime import Runtime, install

@@ -128,7 +128,7 @@ def test_a_newer_proposal_from_the_same_agent_supersedes_the_pending_one(gate: G
     assert gate.proposal(first.id).superseded_by == second.id
     assert gate.proposal(second.id).status == "awaiting_approval"
     old_card = block_text(gate.card(first).blocks)
-    assert f"*Superseded* by <https://hsgate-test.slack.com/archives/" in old_card and f"|proposal `{second.id}`>" in old_card
+    assert "*Superseded* by <https://hsgate-test.slack.com/archives/" in old_card and f"|proposal `{second.id}`>" in old_card
     assert buttons(gate.card(first).blocks) == []
 
 
@@ -274,7 +274,7 @@ def test_history_lists_a_records_proposals_from_its_hubspot_url(gate: Gate) -> N
     text = gate.slack.command("U0MARIA", "history https://app-eu1.hubspot.com/contacts/4242424/record/0-3/1001").json()["text"]
 
     assert text.startswith("*Proposals for deals 1001* (newest first):\n• <!date^")
-    assert f"*applied* by <@U0MARIA>: Deal <https://app-eu1.hubspot.com/contacts/4242424/record/0-3/1001|Acme renewal>" in text
+    assert "*applied* by <@U0MARIA>: Deal <https://app-eu1.hubspot.com/contacts/4242424/record/0-3/1001|Acme renewal>" in text
 
 
 def test_history_takes_a_type_and_id(gate: Gate) -> None:

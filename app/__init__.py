@@ -1,0 +1,1 @@
+"""hsgate: the human gate between AI agents and HubSpot."""
