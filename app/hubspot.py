@@ -247,7 +247,7 @@ class HubSpotGateway:
 
     def owners(self) -> dict[str, Owner]:
         raw = self._cached("owners", self._fetch_owners)
-        return {o["id"]: Owner(**o) for o in raw}
+        return {o["id"]: Owner(**(o | {"team_ids": tuple(o.get("team_ids", ()))})) for o in raw}
 
     def owner(self, owner_id: str) -> Owner | None:
         """An owner by id; an id newer than the cache refreshes it once."""
@@ -316,7 +316,15 @@ class HubSpotGateway:
         while True:
             page = self._call("owners", self._owners.get_page, limit=100, after=after)
             owners += [
-                {"id": o.id, "email": o.email, "first_name": o.first_name, "last_name": o.last_name, "user_id": o.user_id}
+                {
+                    "id": o.id,
+                    "email": o.email,
+                    "first_name": o.first_name,
+                    "last_name": o.last_name,
+                    "user_id": o.user_id,
+                    # the primary team first: it decides routing when an owner is in several
+                    "team_ids": [t.id for t in sorted(o.teams or [], key=lambda t: not t.primary)],
+                }
                 for o in page.results
             ]
             if not (page.paging and page.paging.next):

@@ -29,7 +29,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "tiers": (),
     "rules": ("when", "object", "tier", "approvals", "value", "property"),
     "agents": (),
-    "routing": ("fallback_channel", "owners", "pipelines"),
+    "routing": ("fallback_channel", "owners", "teams", "pipelines"),
     "approvers": ("admins", "delegates"),
     "digest": ("period",),
     "lifecycle": ("expire_after", "remind_after", "escalate_to"),
@@ -148,6 +148,7 @@ class Policy:
     agent_scopes: dict[str, AgentScope] = field(default_factory=dict)
     fallback_channel: str | None = None
     owner_channels: dict[str, str] = field(default_factory=dict)
+    team_channels: dict[str, str] = field(default_factory=dict)  # HubSpot team id -> channel
     pipeline_channels: dict[str, str] = field(default_factory=dict)
     admins: tuple[str, ...] = ()
     delegates: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -199,6 +200,7 @@ class Policy:
             agent_scopes=_agent_scopes(located, data.get("agents", {})),
             fallback_channel=_optional_text(located, ("routing", "fallback_channel"), routing.get("fallback_channel")),
             owner_channels=_text_map(located, ("routing", "owners"), routing.get("owners", {})),
+            team_channels=_text_map(located, ("routing", "teams"), routing.get("teams", {})),
             pipeline_channels=_text_map(located, ("routing", "pipelines"), routing.get("pipelines", {})),
             admins=_texts(located, ("approvers", "admins"), approvers.get("admins", [])),
             delegates={
@@ -545,6 +547,11 @@ def _check_routing(located: _Located, policy: Policy, schemas: dict[str, Schema]
         if pipeline_id not in pipelines:
             path = ("routing", "pipelines", pipeline_id)
             findings.append(located.message(path, f"HubSpot has no pipeline {pipeline_id!r}", ("routing", "pipelines")))
+    teams = {team for schema in schemas.values() for owner in schema.owners.values() for team in owner.team_ids}
+    for team_id in policy.team_channels if teams else ():
+        if team_id not in teams:
+            path = ("routing", "teams", team_id)
+            findings.append(located.message(path, f"no HubSpot owner is in team {team_id!r}", ("routing", "teams")))
     owners = {owner_id for schema in schemas.values() for owner_id in schema.owners}
     named = [("routing", "owners", o) for o in policy.owner_channels] + [("approvers", "delegates", o) for o in policy.delegates]
     for path in named if owners else ():

@@ -1,7 +1,7 @@
 """Who sees a proposal's card and who may decide it.
 
-A card goes to the channel the policy names for the record's owner or pipeline, else to the
-owner's DM, else (no owner, or an owner without a Slack account) to the fallback channel. The owner,
+A card goes to the channel the policy names for the record's owner, the owner's team or the
+record's pipeline (in that order), else to the owner's DM, else (no owner, or an owner without a Slack account) to the fallback channel. The owner,
 the owner's delegates and the admins may decide; delegates get a copy of a card sent to a DM.
 """
 
@@ -33,8 +33,11 @@ def route_card(rt: Runtime, proposal: Proposal, owner: Owner | None, pipeline_id
     owner_user = rt.messenger.user_for_email(owner.email) if owner and owner.email else None
     delegates = list(policy.delegates.get(owner.id, ())) if owner else []
     approvers = _unique([*([owner_user] if owner_user else []), *delegates, *rt.admins])
-    channel = (policy.owner_channels.get(owner.id) if owner else None) or (
-        policy.pipeline_channels.get(pipeline_id) if pipeline_id else None
+    team_channels = [policy.team_channels[team] for team in (owner.team_ids if owner else ()) if team in policy.team_channels]
+    channel = (
+        (policy.owner_channels.get(owner.id) if owner else None)
+        or next(iter(team_channels), None)
+        or (policy.pipeline_channels.get(pipeline_id) if pipeline_id else None)
     )
     if channel:
         return Route(channel=channel, approvers=approvers, approver_user=owner_user)

@@ -61,6 +61,7 @@ class Owner:
     first_name: str | None
     last_name: str | None
     user_id: int | None = None  # the HubSpot user behind the owner, as property history names them
+    team_ids: tuple[str, ...] = ()  # the owner's HubSpot teams, primary team first
 
     @property
     def name(self) -> str:

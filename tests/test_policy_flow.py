@@ -179,6 +179,16 @@ def test_the_policy_routes_an_owners_cards_to_a_channel(gate: Gate) -> None:
     assert gate.slack.messages("D0MARIA") == []
 
 
+def test_the_policy_routes_a_teams_cards_to_a_channel(gate: Gate) -> None:
+    gate.use_policy('[routing]\nteams = { "T1" = "C0SALESEU" }\n')
+
+    marias = propose(gate, "deals", "1001", {"dealname": "x"})
+    sams = propose(gate, "deals", "1002", {"dealname": "y"})
+
+    assert marias.card is not None and marias.card.channel == "C0SALESEU"
+    assert sams.card is not None and sams.card.channel == "D0SAM"
+
+
 def test_the_policy_routes_a_pipelines_cards_to_a_channel(gate: Gate) -> None:
     gate.use_policy('[routing]\npipelines = { "renewals" = "C0DEALS" }\n')
 
