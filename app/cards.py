@@ -86,7 +86,9 @@ def _change_section(change: Change) -> dict[str, Any]:
 
 
 def _body(proposal: Proposal) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [_section(f"*{record_title(proposal)}*")]
+    owner = proposal.record.owner_name if proposal.record else None
+    owned = f" · owner {escape(owner)}" if owner else ""
+    blocks: list[dict[str, Any]] = [_section(f"*{record_title(proposal)}*{owned}")]
     if proposal.card and proposal.card.fallback_reason:
         blocks.append(_context(f":information_source: Sent here because {escape(proposal.card.fallback_reason)}."))
     blocks += _what(proposal)

@@ -127,7 +127,6 @@ class RecordView(BaseModel):
     url: str
     owner_id: str | None = None
     owner_name: str | None = None
-    owner_email: str | None = None
 
 
 class MessageRef(BaseModel):
@@ -198,9 +197,6 @@ class Proposal(BaseModel):
     created_object_id: str | None = None  # the note or task a create action made
     error: str | None = None
     events: list[Event] = []
-
-    def change(self, name: str) -> Change:
-        return next(change for change in self.changes if change.property == name)
 
     def public_view(self) -> dict[str, Any]:
         """What an agent reads back: from GET /api/v1/proposals/{id} and in callbacks."""

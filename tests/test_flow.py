@@ -42,7 +42,7 @@ def test_the_card_shows_record_labels_old_and_new_values_reason_and_agent(gate: 
     proposal = gate.carded(CLOSE_ACME)
     text = block_text(gate.card(proposal).blocks)
 
-    assert "<https://app-eu1.hubspot.com/contacts/4242424/record/0-3/1001|Acme renewal>" in text
+    assert "*Deal <https://app-eu1.hubspot.com/contacts/4242424/record/0-3/1001|Acme renewal>* · owner Maria Lopez" in text
     assert "*Deal Stage* now\nAppointment Scheduled (Sales Pipeline)" in text
     assert "*Deal Stage* proposed\nClosed Won (Sales Pipeline)" in text
     assert "Customer signed the order form today" in text
