@@ -205,8 +205,11 @@ def _conflict_detail(proposal: Proposal) -> str:
     )
 
 
-def audit_reply(proposal: Proposal, event: Event) -> Card:
-    """The thread reply that records an outcome: what reached HubSpot, who did it, when."""
+def audit_reply(proposal: Proposal, event: Event, in_thread: bool = True) -> Card:
+    """The reply that records an outcome: what reached HubSpot, who did it, when.
+
+    Outside a card's thread (an automatic change has no card) it names the record first.
+    """
     when = slack_date(event.at)
     who = mention(event.actor) if event.actor.startswith("U") else escape(event.actor)
     kind = event.type
@@ -231,6 +234,8 @@ def audit_reply(proposal: Proposal, event: Event) -> Card:
         text = f"Superseded {when} by proposal `{proposal.superseded_by}`. Nothing was written."
     else:
         text = f"{escape(kind)} by {who} {when}"
+    if not in_thread:
+        text = f"*{record_title(proposal)}* (`{proposal.id}`): {text}"
     blocks = [_section(text)]
     if undoable(proposal):
         label = "Re-apply" if proposal.status is Status.UNDONE else "Undo"

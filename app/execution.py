@@ -449,7 +449,7 @@ def publish_outcome(rt: Runtime, proposal_id: str) -> None:
     """
     proposal = rt.store.require(proposal_id)
     event = next(e for e in reversed(proposal.events) if e.type in OUTCOMES)
-    reply = audit_reply(proposal, event)
+    reply = audit_reply(proposal, event, in_thread=proposal.card is not None)
     if proposal.rival_of and proposal.status is not Status.APPLIED and proposal.card:
         # An alternative on another proposal's card: that card stays; it only loses this option.
         rt.queue.enqueue("refresh_card", proposal.rival_of, f"rival-{proposal.id}-{proposal.status.value}")

@@ -331,4 +331,6 @@ def test_the_digests_undo_button_reverts_the_change(gate: Gate) -> None:
 
     assert gate.hubspot.get_property("deals", "1001", "description") is None
     assert gate.proposal(proposal.id).status == "undone"
-    assert gate.slack.messages("D0MARIA")[-1].text.startswith("Undone by <@U0MARIA>")
+    assert gate.slack.messages("D0MARIA")[-1].text.startswith(
+        f"*Deal <https://app-eu1.hubspot.com/contacts/4242424/record/0-3/1001|Acme renewal>* (`{proposal.id}`): Undone by <@U0MARIA>"
+    )
