@@ -7,6 +7,7 @@ import threading
 import time
 
 from app import execution
+from app.models import Status
 from tests.conftest import Gate
 from tests.emulators.slack import SIGNING_SECRET
 from tests.test_flow import CLOSE_ACME, block_text, buttons
@@ -100,7 +101,8 @@ def test_a_retried_apply_job_does_not_write_again(gate: Gate) -> None:
     gate.drain()
 
     execution.apply_proposal(gate.rt, proposal.id)
-    gate.rt.store.transition(proposal.id, allowed=None, to=gate.proposal(proposal.id).status.APPROVED, event="test", actor="t")
+    # a worker killed after writing but before recording it: the job runs again from `approved`
+    gate.rt.store.transition(proposal.id, allowed=None, to=Status.APPROVED, event="test", actor="test")
     execution.apply_proposal(gate.rt, proposal.id)
 
     assert len(gate.hubspot.writes()) == 1
@@ -208,3 +210,28 @@ def test_secrets_never_reach_slack(gate: Gate) -> None:
     sent = json.dumps([args for _, args in gate.slack.calls])
     for secret in ("pat-test-token", "xoxb-test-token", SIGNING_SECRET, "agent-token-crm"):
         assert secret not in sent
+
+
+def test_a_slack_rate_limit_on_the_card_is_waited_out_and_the_card_posted_once(gate: Gate) -> None:
+    gate.slack.fail_next("chat.postMessage", "ratelimited", count=1, retry_after=1)
+
+    proposal = gate.carded(CLOSE_ACME)
+
+    assert proposal.status == "awaiting_approval"
+    assert len(gate.slack.messages("D0MARIA")) == 1
+
+
+def test_a_card_slack_refuses_ends_failed_on_the_last_attempt(gate: Gate) -> None:
+    gate.rt.settings = gate.rt.settings.model_copy(update={"hsgate_fallback_channel": "C0NOWHERE"})
+    try:
+        answer = gate.propose({"object_type": "deals", "record_id": "1003", "changes": {"dealname": "x"}, "reason": "y"})
+        gate.drain()
+        queued = gate.proposal(answer.json()["id"])
+        execution.prepare_card(gate.rt, queued.id, final_attempt=True)
+    finally:
+        gate.rt.settings = gate.rt.settings.model_copy(update={"hsgate_fallback_channel": "C0FALLBACK"})
+
+    assert queued.status == "queued"
+    failed = gate.proposal(queued.id)
+    assert failed.status == "failed"
+    assert failed.error == "Slack refused the card (channel_not_found)"
