@@ -15,10 +15,10 @@ from pydantic import ValidationError
 
 from app import intake
 from app.config import ConfigError, Settings, load_settings
-from app.execution import with_old_value
 from app.hubspot import HubSpotError
 from app.models import OBJECT_TYPES, ProposalIn
 from app.policy import Policy, PolicyError
+from app.preparation import with_old_value
 from app.redis_server import connect, embedded_url
 from app.runtime import Runtime
 from app.slack_app import build_bolt_app

@@ -10,10 +10,8 @@ from datetime import datetime
 
 from app.cards import escalation_note, reminder
 from app.livecard import card_with_rivals
-from app.models import MessageRef, Proposal, Status
+from app.models import HSGATE, MessageRef, Proposal, Status
 from app.runtime import Runtime
-
-ACTOR = "hsgate"
 
 
 def deadlines(rt: Runtime, posted_at: datetime) -> dict[str, datetime | None]:
@@ -41,10 +39,10 @@ def expire(rt: Runtime, proposal_id: str) -> None:
     if rt.clock() < proposal.expires_at:
         schedule(rt, proposal)  # woken early: go back to sleep until the deadline
         return
-    done = rt.store.transition(proposal_id, allowed=[Status.AWAITING_APPROVAL], to=Status.EXPIRED, event="expired", actor=ACTOR)
+    done = rt.store.transition(proposal_id, allowed=[Status.AWAITING_APPROVAL], to=Status.EXPIRED, event="expired", actor=HSGATE)
     if done.done:
         for rival in proposal.rivals:  # the alternatives on its card expire with it
-            rt.store.transition(rival, allowed=[Status.AWAITING_APPROVAL], to=Status.EXPIRED, event="expired", actor=ACTOR)
+            rt.store.transition(rival, allowed=[Status.AWAITING_APPROVAL], to=Status.EXPIRED, event="expired", actor=HSGATE)
         rt.queue.enqueue("publish_outcome", proposal_id, "expired")
 
 
@@ -57,7 +55,7 @@ def remind(rt: Runtime, proposal_id: str) -> None:
         schedule(rt, proposal)
         return
     done = rt.store.transition(
-        proposal_id, allowed=[Status.AWAITING_APPROVAL], to=None, event="reminded", actor=ACTOR, remind_at=None
+        proposal_id, allowed=[Status.AWAITING_APPROVAL], to=None, event="reminded", actor=HSGATE, remind_at=None
     )
     if not done.done:
         return
@@ -82,7 +80,7 @@ def _escalate(rt: Runtime, proposal: Proposal, target: str) -> None:
         allowed=[Status.AWAITING_APPROVAL],
         to=None,
         event="escalated",
-        actor=ACTOR,
+        actor=HSGATE,
         detail={"to": target},
         approvers=approvers,
         card=card,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 OBJECT_TYPES: tuple[str, ...] = ("contacts", "companies", "deals", "tickets")
+HSGATE = "hsgate"  # the actor of events hsgate itself causes
 ObjectType = Literal["contacts", "companies", "deals", "tickets"]
 
 

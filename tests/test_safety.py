@@ -6,7 +6,7 @@ import json
 import threading
 import time
 
-from app import execution
+from app import preparation, writing
 from app.models import Status
 from tests.conftest import Gate
 from tests.emulators.slack import SIGNING_SECRET
@@ -100,10 +100,10 @@ def test_a_retried_apply_job_does_not_write_again(gate: Gate) -> None:
     gate.click(proposal, "U0MARIA", "approve")
     gate.drain()
 
-    execution.apply_proposal(gate.rt, proposal.id)
+    writing.apply_proposal(gate.rt, proposal.id)
     # a worker killed after writing but before recording it: the job runs again from `approved`
     gate.rt.store.transition(proposal.id, allowed=None, to=Status.APPROVED, event="test", actor="test")
-    execution.apply_proposal(gate.rt, proposal.id)
+    writing.apply_proposal(gate.rt, proposal.id)
 
     assert len(gate.hubspot.writes()) == 1
     assert gate.proposal(proposal.id).status == "applied"
@@ -186,7 +186,7 @@ def test_a_hubspot_outage_on_the_last_attempt_fails_the_proposal_without_writing
     gate.click(proposal, "U0MARIA", "approve")
     gate.hubspot.fail_next(503, count=4)
 
-    execution.apply_proposal(gate.rt, proposal.id, final_attempt=True)
+    writing.apply_proposal(gate.rt, proposal.id, final_attempt=True)
 
     failed = gate.proposal(proposal.id)
     assert failed.status == "failed"
@@ -227,7 +227,7 @@ def test_a_card_slack_refuses_ends_failed_on_the_last_attempt(gate: Gate) -> Non
         answer = gate.propose({"object_type": "deals", "record_id": "1003", "changes": {"dealname": "x"}, "reason": "y"})
         gate.drain()
         queued = gate.proposal(answer.json()["id"])
-        execution.prepare_card(gate.rt, queued.id, final_attempt=True)
+        preparation.prepare_card(gate.rt, queued.id, final_attempt=True)
     finally:
         gate.rt.settings = gate.rt.settings.model_copy(update={"hsgate_fallback_channel": "C0FALLBACK"})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rq import get_current_job
 
-from app import callbacks, digest, execution, expiry
+from app import callbacks, digest, expiry, outcomes, preparation, writing
 from app.runtime import current
 
 
@@ -15,23 +15,23 @@ def _final_attempt() -> bool:
 
 
 def prepare_card(proposal_id: str) -> None:
-    execution.prepare_card(current(), proposal_id, _final_attempt())
+    preparation.prepare_card(current(), proposal_id, _final_attempt())
 
 
 def apply_proposal(proposal_id: str) -> None:
-    execution.apply_proposal(current(), proposal_id, _final_attempt())
+    writing.apply_proposal(current(), proposal_id, _final_attempt())
 
 
 def undo_proposal(proposal_id: str) -> None:
-    execution.undo_proposal(current(), proposal_id, _final_attempt())
+    writing.undo_proposal(current(), proposal_id, _final_attempt())
 
 
 def publish_outcome(proposal_id: str) -> None:
-    execution.publish_outcome(current(), proposal_id)
+    outcomes.publish_outcome(current(), proposal_id)
 
 
 def refresh_card(proposal_id: str) -> None:
-    execution.refresh_card(current(), proposal_id)
+    outcomes.refresh_card(current(), proposal_id)
 
 
 def send_digest(channel: str) -> None:
