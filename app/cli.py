@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -27,6 +28,17 @@ from app.web import build_web_app
 from workers.worker import run_worker
 
 log = logging.getLogger("hsgate")
+
+WORKER_STOP_S = 30
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM ends the process through SystemExit, so `finally` blocks and atexit hooks run.
+
+    Without it, uvicorn re-raises the SIGTERM it caught once it has shut down, and the default
+    handler kills the process on the spot, leaving the worker and the embedded Redis running.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
 
 def _runtime(settings: Settings, policy: Policy | None = None) -> Runtime:
@@ -59,8 +71,11 @@ def run_all(settings: Settings) -> None:
     try:
         serve_web(settings)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        worker.terminate()  # RQ's warm shutdown: the job in hand finishes first
+        try:
+            worker.wait(timeout=WORKER_STOP_S)
+        except subprocess.TimeoutExpired:
+            worker.kill()
 
 
 def policy_check(settings: Settings, path: Path | None) -> int:
@@ -104,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("urllib3", "slack_sdk", "slack_bolt", "hubspot", "rq.worker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command in ("run", "web"):
+        _exit_on_sigterm()
     try:
         settings = load_settings()
         if args.command == "policy":
