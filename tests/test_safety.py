@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
+
+import pytest
 
 from app import preparation, writing
 from app.models import Status
@@ -235,3 +238,16 @@ def test_a_card_slack_refuses_ends_failed_on_the_last_attempt(gate: Gate) -> Non
     failed = gate.proposal(queued.id)
     assert failed.status == "failed"
     assert failed.error == "Slack refused the card (channel_not_found)"
+
+
+def test_secrets_never_reach_the_logs_even_at_debug_level(gate: Gate, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    gate.hubspot.fail_next(429, count=1)
+    proposal = gate.carded(CLOSE_ACME)
+    gate.click(proposal, "U0MARIA", "approve")
+    gate.drain()
+
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "HubSpot read failed (429), retrying" in logged
+    for secret in ("pat-test-token", "xoxb-test-token", SIGNING_SECRET, "agent-token-crm"):
+        assert secret not in logged
