@@ -242,7 +242,7 @@ def test_a_card_slack_refuses_ends_failed_on_the_last_attempt(gate: Gate) -> Non
 
 def test_secrets_never_reach_the_logs_even_at_debug_level(gate: Gate, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    gate.hubspot.fail_next(429, count=1)
+    gate.hubspot.fail_next(429, count=1, path_contains="/crm/v3/objects/deals/1001")
     proposal = gate.carded(CLOSE_ACME)
     gate.click(proposal, "U0MARIA", "approve")
     gate.drain()
