@@ -111,3 +111,13 @@ def test_the_cli_reports_a_missing_setting_in_one_line_and_exits_2(
     captured = capsys.readouterr()
     assert captured.err == "hsgate: SLACK_BOT_TOKEN is not set\n"
     assert "Traceback" not in captured.out + captured.err
+
+
+def test_settings_are_read_from_a_dotenv_file_and_the_environment_wins(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("HSGATE_FALLBACK_CHANNEL=C0FROMFILE\nPORT=4000\n")
+    env.setenv("PORT", "5000")
+
+    settings = load_settings()
+
+    assert settings.hsgate_fallback_channel == "C0FROMFILE"
+    assert settings.port == 5000
