@@ -128,6 +128,7 @@ class RecordView(BaseModel):
     url: str
     owner_id: str | None = None
     owner_name: str | None = None
+    pipeline_id: str | None = None  # deals and tickets: the pipeline the record is in
 
 
 class MessageRef(BaseModel):

@@ -48,6 +48,7 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
         url=rt.hubspot.record_url(proposal.object_type, proposal.record_id),
         owner_id=owner_id or None,
         owner_name=owner.name if owner else None,
+        pipeline_id=record.get(PIPELINE_PROPERTY.get(proposal.object_type, "")),
     )
     assessment = rt.policy.assess(proposal.model_copy(update={"changes": changes}), schema, rt.clock())
     if assessment.tier is Tier.BLOCK:

@@ -145,6 +145,8 @@ class Schema:
         prop = self.properties.get(name)
         if prop is None:
             return value
+        if name in STAGE_PROPERTIES and (found := self.stage(value)):
+            return found[1].label  # a record's stage is read within its own pipeline
         if prop.type == "enumeration":
             labels = {option.value: option.label for option in self.allowed_values(name)}
             if prop.field_type == "checkbox" and ";" in value:

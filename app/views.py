@@ -6,7 +6,7 @@ from typing import Any
 
 from app.cards import decision_buttons, escape, record_title
 from app.models import Change, Proposal
-from app.schema import Schema, parse_moment
+from app.schema import PIPELINE_PROPERTIES, STAGE_PROPERTIES, Option, Schema, parse_moment
 
 EDIT_CALLBACK = "hsgate_edit"
 REJECT_CALLBACK = "hsgate_reject"
@@ -36,7 +36,7 @@ def edit_view(proposal: Proposal, schema: Schema) -> dict[str, Any]:
                 "block_id": edit_block_id(change.property),
                 "label": _text(change.label),
                 "hint": _text(f"Now: {change.old_display}. Proposed by {proposal.agent}: {change.new_display}."),
-                "element": _input(schema, change),
+                "element": _input(schema, proposal, change),
             }
         )
     return {
@@ -50,9 +50,19 @@ def edit_view(proposal: Proposal, schema: Schema) -> dict[str, Any]:
     }
 
 
-def _input(schema: Schema, change: Change) -> dict[str, Any]:
+def _options(schema: Schema, proposal: Proposal, change: Change) -> list[Option]:
+    """A stage is chosen among the stages of the pipeline the record will be in, by their own labels."""
+    if change.property in STAGE_PROPERTIES:
+        moved = next((c.approved for c in proposal.changes if c.property in PIPELINE_PROPERTIES), None)
+        pipeline = schema.pipeline(moved or (proposal.record.pipeline_id if proposal.record else None))
+        if pipeline is not None:
+            return [Option(stage.id, stage.label) for stage in pipeline.stages]
+    return schema.allowed_values(change.property)
+
+
+def _input(schema: Schema, proposal: Proposal, change: Change) -> dict[str, Any]:
     prop = schema.properties[change.property]
-    if prop.type == "enumeration" and len(options := schema.allowed_values(change.property)) <= MAX_SELECT_OPTIONS:
+    if prop.type == "enumeration" and len(options := _options(schema, proposal, change)) <= MAX_SELECT_OPTIONS:
         choices = [{"text": _text(option.label, 75), "value": option.value} for option in options]
         element: dict[str, Any] = {"type": "static_select", "action_id": VALUE_ACTION, "options": choices}
         chosen = next((choice for choice in choices if choice["value"] == change.new), None)

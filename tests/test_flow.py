@@ -43,8 +43,8 @@ def test_the_card_shows_record_labels_old_and_new_values_reason_and_agent(gate: 
     text = block_text(gate.card(proposal).blocks)
 
     assert "*Deal <https://app-eu1.hubspot.com/contacts/4242424/record/0-3/1001|Acme renewal>* · owner Maria Lopez" in text
-    assert "*Deal Stage* now\nAppointment Scheduled (Sales Pipeline)" in text
-    assert "*Deal Stage* proposed\nClosed Won (Sales Pipeline)" in text
+    assert "*Deal Stage* now\nAppointment Scheduled" in text
+    assert "*Deal Stage* proposed\nClosed Won" in text
     assert "Customer signed the order form today" in text
     assert "Proposed by *crm-agent*" in text
     assert "closedwon" not in text and "appointmentscheduled" not in text
@@ -109,7 +109,7 @@ def test_the_thread_reply_records_property_old_new_and_approver(gate: Gate) -> N
 
     [reply] = gate.thread(proposal)
     assert reply.startswith("Written to HubSpot, approved by <@U0MARIA> <!date^")
-    assert reply.endswith("• Deal Stage: Appointment Scheduled (Sales Pipeline) → Closed Won (Sales Pipeline)")
+    assert reply.endswith("• Deal Stage: Appointment Scheduled → Closed Won")
 
 
 def test_several_properties_are_approved_and_written_together(gate: Gate) -> None:

@@ -91,7 +91,7 @@ def test_the_conflict_card_and_thread_say_what_the_value_is_now(gate: Gate) -> N
     gate.drain()
 
     card = gate.card(proposal)
-    expected = "Deal Stage is now *Qualified To Buy (Sales Pipeline)* (the card showed Appointment Scheduled (Sales Pipeline))."
+    expected = "Deal Stage is now *Qualified To Buy* (the card showed Appointment Scheduled)."
     assert buttons(card.blocks) == []
     assert expected in block_text(card.blocks)
     [reply] = gate.thread(proposal)
