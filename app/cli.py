@@ -89,11 +89,11 @@ def policy_check(settings: Settings, path: Path | None) -> int:
     return 1 if problems else 0
 
 
-def policy_explain(settings: Settings, proposal_json: str) -> int:
+def policy_explain(settings: Settings, proposal_json: str, agent: str) -> int:
     """Print which rules fire for a proposal (the agents' API body) and the tier it would get."""
     rt = _runtime(settings)
     body = ProposalIn.model_validate_json(sys.stdin.read() if proposal_json == "-" else proposal_json)
-    proposal = intake.draft(rt, "cli", body)
+    proposal = intake.draft(rt, agent, body)
     schema = rt.hubspot.schema(body.object_type)
     record = rt.hubspot.read(body.object_type, body.record_id, [change.property for change in proposal.changes])
     proposal.changes = [with_old_value(schema, change, record) for change in proposal.changes]
@@ -114,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("file", nargs="?", type=Path, help="default: HSGATE_POLICY, else the shipped default")
     explain = policy_commands.add_parser("explain", help="which rules fire for a proposal, and its tier")
     explain.add_argument("proposal", help="the proposal as the agents' API takes it, as JSON (- reads stdin)")
+    explain.add_argument("--agent", default="cli", help="judge it as this agent's proposal, scope included")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "policy":
             if args.policy_command == "check":
                 return policy_check(settings, args.file)
-            return policy_explain(settings, args.proposal)
+            return policy_explain(settings, args.proposal, args.agent)
         if args.command == "run":
             run_all(settings)
         elif args.command == "web":

@@ -79,3 +79,14 @@ def test_policy_explain_reports_an_invalid_proposal_in_one_line(environment: Pat
     assert main(["policy", "explain", json.dumps(proposal)]) == 2
 
     assert capsys.readouterr().err.startswith("hsgate: 'nowhere' is not a valid Deal Stage")
+
+
+def test_policy_explain_applies_the_named_agents_scope(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HSGATE_POLICY", str(write_policy(environment, '[agents.enricher]\nobjects = ["contacts"]\n')))
+    proposal = {"object_type": "deals", "record_id": "1002", "changes": {"amount": "1"}, "reason": "x"}
+
+    assert main(["policy", "explain", "--agent", "enricher", json.dumps(proposal)]) == 2
+
+    assert capsys.readouterr().err.startswith("hsgate: agent 'enricher' may not propose changes to deals")

@@ -37,6 +37,8 @@ def test_edit_opens_a_dialog_with_the_right_input_for_each_property(gate: Gate) 
 
     assert inputs["edit:dealstage"]["type"] == "static_select"
     assert inputs["edit:dealstage"]["initial_option"]["value"] == "contractsent"
+    stages = [option["value"] for option in inputs["edit:dealstage"]["options"]]
+    assert stages == ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin", "contractsent", "closedwon", "closedlost"]
     assert {"text": {"type": "plain_text", "text": "Closed Won", "emoji": False}, "value": "closedwon"} in inputs["edit:dealstage"]["options"]
     assert inputs["edit:closedate"] == {"type": "datepicker", "action_id": "value", "initial_date": "2027-01-20"}
     assert inputs["edit:amount"]["type"] == "number_input" and inputs["edit:amount"]["initial_value"] == "52000"
