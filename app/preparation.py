@@ -54,9 +54,8 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
     if assessment.tier is Tier.BLOCK:
         fail(rt, proposal, Status.QUEUED, "blocked by policy: " + "; ".join(assessment.fired))
         return
-    pipeline_id = record.get(PIPELINE_PROPERTY.get(proposal.object_type, ""))
     try:
-        route: Route | None = route_card(rt, proposal, owner, pipeline_id)
+        route: Route | None = route_card(rt, proposal, owner, view.pipeline_id)
     except NoRoute as error:
         if assessment.tier is not Tier.AUTO:  # an automatic change needs nobody to ask
             fail(rt, proposal, Status.QUEUED, f"no one to ask: {error}")
