@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -24,11 +25,13 @@ from app.views import (
 )
 
 
-def build_bolt_app(rt: Runtime) -> App:
+def build_bolt_app(rt: Runtime, listener_executor: Executor | None = None) -> App:
+    """`listener_executor` runs what listeners do after `ack()` (Bolt's own pool by default)."""
     app = App(
         signing_secret=rt.settings.slack_signing_secret.get_secret_value(),
         client=rt.messenger.client,
         token_verification_enabled=False,
+        listener_executor=listener_executor,
     )
 
     def tell(body: dict[str, Any], text: str | None) -> None:

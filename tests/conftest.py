@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,26 @@ AGENT_TOKEN = "agent-token-crm"
 OTHER_AGENT_TOKEN = "agent-token-enricher"
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 DEFAULT_POLICY = Policy.load(None)
+
+
+class TrackedExecutor(ThreadPoolExecutor):
+    """Bolt's listener pool, remembering its work so a test can wait for what runs after `ack()`."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=5)
+        self.futures: list[Future[Any]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        self.futures.append(future)
+        return future
+
+    def wait_idle(self) -> None:
+        wait(self.futures, timeout=10)
+        self.futures.clear()
+
+
+LISTENERS = TrackedExecutor()
 
 
 class Clock:
@@ -186,7 +207,7 @@ def stack(redis_url: str, hubspot: HubSpotEmulator, slack: SlackEmulator) -> Ite
     settings = make_settings(hubspot, slack, redis_url)
     rt = Runtime.build(settings, Redis.from_url(redis_url), clock=clock, hubspot_retry_delays=(0.01, 0.01, 0.01))
     install(rt)
-    server = LoopbackServer(build_web_app(rt, build_bolt_app(rt))).start()
+    server = LoopbackServer(build_web_app(rt, build_bolt_app(rt, LISTENERS))).start()
     slack.app_url = f"{server.url}/slack/events"
     yield rt, server.url, clock
     server.stop()
@@ -203,4 +224,6 @@ def gate(stack: tuple[Runtime, str, Clock], hubspot: HubSpotEmulator, slack: Sla
     install(rt)
     gate = Gate(rt, url, slack, hubspot, clock)
     yield gate
+    LISTENERS.wait_idle()  # nothing a listener does after this test may land in the next one
     gate.http.close()
+    assert slack.warnings == [], "every message with blocks carries a text fallback"
