@@ -50,7 +50,7 @@ def approve(rt: Runtime, proposal_id: str, user: str, edited: dict[str, str] | N
 
 
 def _with_edits(rt: Runtime, proposal: Proposal, edited: dict[str, str]) -> list[Change]:
-    schema = rt.hubspot.schema(proposal.object_type)
+    schema = rt.hubspot.schema(proposal.object_type, allow_stale=True)
     changes = []
     for change in proposal.changes:
         value = edited.get(change.property, change.new)

@@ -43,7 +43,8 @@ T = TypeVar("T")
 API_EXCEPTIONS = (ObjectsApiException, OwnersApiException, PipelinesApiException, PropertiesApiException)
 TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException)
 BATCH_SIZE = 100
-SCHEMA_TTL_S = 300
+SCHEMA_FRESH_S = 300  # older than this, the next worker that needs it reads it again
+SCHEMA_KEEP_S = 7 * 24 * 3600  # how long a copy is kept to answer while HubSpot cannot
 FILL_WAIT_S = 10.0
 OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3", "tickets": "0-5"}
 # HubSpot-defined association type ids from an engagement to the record it belongs to.
@@ -231,10 +232,12 @@ class HubSpotGateway:
 
     # -- schema ----------------------------------------------------------------------------------
 
-    def schema(self, object_type: str) -> Schema:
-        properties = self._cached(f"properties:{object_type}", lambda: self._fetch_properties(object_type))
+    def schema(self, object_type: str, allow_stale: bool = False) -> Schema:
+        """Properties, pipelines and owners. `allow_stale` answers from any cached copy without calling
+        HubSpot (for Slack handlers, which must answer within 3 seconds); workers keep the copy fresh."""
+        properties = self._cached(f"properties:{object_type}", lambda: self._fetch_properties(object_type), allow_stale)
         pipelines = (
-            self._cached(f"pipelines:{object_type}", lambda: self._fetch_pipelines(object_type))
+            self._cached(f"pipelines:{object_type}", lambda: self._fetch_pipelines(object_type), allow_stale)
             if object_type in ("deals", "tickets")
             else []
         )
@@ -242,11 +245,11 @@ class HubSpotGateway:
             object_type=object_type,
             properties={p["name"]: _property_def(p) for p in properties},
             pipelines=tuple(_pipeline(p) for p in pipelines),
-            owners=self.owners(),
+            owners=self.owners(allow_stale),
         )
 
-    def owners(self) -> dict[str, Owner]:
-        raw = self._cached("owners", self._fetch_owners)
+    def owners(self, allow_stale: bool = False) -> dict[str, Owner]:
+        raw = self._cached("owners", self._fetch_owners, allow_stale)
         return {o["id"]: Owner(**(o | {"team_ids": tuple(o.get("team_ids", ()))})) for o in raw}
 
     def owner(self, owner_id: str) -> Owner | None:
@@ -257,20 +260,38 @@ class HubSpotGateway:
             found = self.owners().get(owner_id)
         return found
 
-    def _cached(self, name: str, fetch: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        """Read through the Redis cache; when it is cold, one process fetches while the others wait for it."""
+    def _cached(self, name: str, fetch: Callable[[], list[dict[str, Any]]], allow_stale: bool = False) -> list[dict[str, Any]]:
+        """Read through the Redis cache, shared by every process.
+
+        A copy older than SCHEMA_FRESH_S is refreshed by one process while the others use it; a
+        cold cache is filled by one process while the others wait. When HubSpot cannot answer, an
+        old copy still serves: labels and options change rarely, and HubSpot checks every write.
+        """
         key = _cache_key(name)
         deadline = time.monotonic() + FILL_WAIT_S
-        while (cached := self._redis.get(key)) is None:
+        while True:
+            raw = self._redis.get(key)
+            copy = json.loads(raw) if raw is not None else None
+            if copy is not None and (allow_stale or time.time() - copy["at"] < SCHEMA_FRESH_S):
+                return list(copy["data"])
             if self._redis.set(f"{key}:filling", "1", nx=True, ex=int(FILL_WAIT_S) + 1) or time.monotonic() > deadline:
-                try:
-                    fresh = fetch()
-                    self._redis.set(key, json.dumps(fresh), ex=SCHEMA_TTL_S)
-                    return fresh
-                finally:
-                    self._redis.delete(f"{key}:filling")
+                return self._refill(key, fetch, copy)
+            if copy is not None:
+                return list(copy["data"])  # another process is refreshing it
             time.sleep(0.05)
-        return json.loads(cached)
+
+    def _refill(self, key: str, fetch: Callable[[], list[dict[str, Any]]], copy: dict[str, Any] | None) -> list[dict[str, Any]]:
+        try:
+            fresh = fetch()
+        except HubSpotError:
+            if copy is None:
+                raise
+            log.warning("HubSpot did not answer; using the cached %s from %.0f s ago", key, time.time() - copy["at"])
+            return list(copy["data"])
+        finally:
+            self._redis.delete(f"{key}:filling")
+        self._redis.set(key, json.dumps({"at": time.time(), "data": fresh}), ex=SCHEMA_KEEP_S)
+        return fresh
 
     def _fetch_properties(self, object_type: str) -> list[dict[str, Any]]:
         answer = self._call("properties", self._properties.get_all, object_type)

@@ -32,7 +32,7 @@ def draft(rt: Runtime, agent: str, body: ProposalIn) -> Proposal:
         raise ProposalInvalid(refused)
     changes: list[Change] = []
     if body.action is Action.UPDATE and body.changes:
-        schema = rt.hubspot.schema(body.object_type)
+        schema = rt.hubspot.schema(body.object_type, allow_stale=True)
         normalized = normalize_changes(schema, body.changes)
         changes = [
             Change(property=name, label=schema.label(name), new=value, new_display=schema.display(name, value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -85,3 +86,37 @@ def test_the_rate_limiter_never_grants_more_than_the_limit_in_any_rolling_window
 
 def test_record_links_use_the_accounts_ui_domain_and_portal(gate: Gate) -> None:
     assert gate.rt.hubspot.record_url("tickets", "4001") == "https://app-eu1.hubspot.com/contacts/4242424/record/0-5/4001"
+
+
+def age_cache(gate: Gate, seconds: float) -> None:
+    for key in gate.rt.redis.scan_iter("hsgate:cache:hubspot:*"):
+        copy = json.loads(gate.rt.redis.get(key))
+        copy["at"] -= seconds
+        gate.rt.redis.set(key, json.dumps(copy))
+
+
+def test_an_old_schema_copy_is_read_again_by_a_worker(gate: Gate) -> None:
+    gate.rt.hubspot.schema("deals")
+    age_cache(gate, 600)
+
+    gate.rt.hubspot.schema("deals")
+
+    assert requests_to(gate, "/crm/v3/properties/deals") == 2
+
+
+def test_an_old_schema_copy_answers_handlers_without_calling_hubspot(gate: Gate) -> None:
+    gate.rt.hubspot.schema("deals")
+    age_cache(gate, 600)
+
+    schema = gate.rt.hubspot.schema("deals", allow_stale=True)
+
+    assert schema.label("dealstage") == "Deal Stage"
+    assert requests_to(gate, "/crm/v3/properties/deals") == 1
+
+
+def test_an_old_schema_copy_still_serves_while_hubspot_is_down(gate: Gate) -> None:
+    gate.rt.hubspot.schema("deals")
+    age_cache(gate, 600)
+    gate.hubspot.fail_next(503, count=20)
+
+    assert gate.rt.hubspot.schema("deals").label("amount") == "Amount"
