@@ -7,6 +7,7 @@ Redis, shared by every process.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from redis import Redis
@@ -21,7 +22,10 @@ from slack_sdk.webhook import WebhookClient
 
 from app.cards import Card
 
+log = logging.getLogger(__name__)
+
 USER_CACHE_TTL_S = 3600
+GONE = {"message_not_found", "channel_not_found", "is_archived", "cant_update_message"}
 MISSING_USER_TTL_S = 300
 _NO_USER = "-"
 
@@ -50,9 +54,17 @@ class SlackMessenger:
         )
         return str(answer["channel"]), str(answer["ts"])
 
-    def update(self, channel: str, ts: str, card: Card) -> None:
-        # An empty block list removes the buttons; leaving blocks out would keep the old ones.
-        self.client.chat_update(channel=channel, ts=ts, text=card.text, blocks=card.blocks)
+    def update(self, channel: str, ts: str, card: Card) -> bool:
+        """Replace a message; False when it is gone (deleted in Slack, or its channel archived)."""
+        try:
+            # An empty block list removes the buttons; leaving blocks out would keep the old ones.
+            self.client.chat_update(channel=channel, ts=ts, text=card.text, blocks=card.blocks)
+        except SlackApiError as error:
+            if error.response.get("error") not in GONE:
+                raise
+            log.warning("message %s in %s is gone (%s); not updated", ts, channel, error.response.get("error"))
+            return False
+        return True
 
     def ephemeral(self, response_url: str, text: str) -> None:
         """Answer only the person who clicked, through the click's response_url (works in any channel)."""
@@ -89,8 +101,12 @@ class SlackMessenger:
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self.client.views_open(trigger_id=trigger_id, view=view)
 
-    def permalink(self, channel: str, ts: str) -> str:
-        return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """A link to a message, or None when Slack will not give one (the link is a convenience)."""
+        try:
+            return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+        except SlackApiError:
+            return None
 
     def publish_home(self, user: str, view: dict[str, Any]) -> None:
         self.client.views_publish(user_id=user, view=view)

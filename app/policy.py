@@ -16,7 +16,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from app.models import OBJECT_TYPES, Action, Change, Proposal, Tier
-from app.schema import OWNER_PROPERTY, PIPELINE_PROPERTY, STAGE_PROPERTY, Schema, parse_moment
+from app.schema import (
+    OWNER_PROPERTY,
+    PIPELINE_PROPERTY,
+    STAGE_PROPERTY,
+    Schema,
+    parse_moment,
+)
 from app.validation import Problem
 
 DEFAULT_POLICY_PATH: Path = Path(__file__).with_name("default_policy.toml")

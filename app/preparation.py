@@ -15,10 +15,25 @@ from slack_sdk.errors import SlackApiError
 from app import expiry
 from app.cards import approval_card, outcome_card
 from app.hubspot import HubSpotError, Record
-from app.models import HSGATE, CardRef, Change, MessageRef, Proposal, RecordView, Status, Tier
+from app.models import (
+    HSGATE,
+    CardRef,
+    Change,
+    MessageRef,
+    Proposal,
+    RecordView,
+    Status,
+    Tier,
+)
 from app.routing import NoRoute, Route, route_card
 from app.runtime import Runtime
-from app.schema import NAME_PROPERTIES, OWNER_PROPERTY, PIPELINE_PROPERTY, STAGE_PROPERTY, Schema
+from app.schema import (
+    NAME_PROPERTIES,
+    OWNER_PROPERTY,
+    PIPELINE_PROPERTY,
+    STAGE_PROPERTY,
+    Schema,
+)
 from app.writing import apply_proposal, fail
 
 

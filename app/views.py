@@ -6,7 +6,13 @@ from typing import Any
 
 from app.cards import decision_buttons, escape, record_title
 from app.models import Change, Proposal
-from app.schema import PIPELINE_PROPERTIES, STAGE_PROPERTIES, Option, Schema, parse_moment
+from app.schema import (
+    PIPELINE_PROPERTIES,
+    STAGE_PROPERTIES,
+    Option,
+    Schema,
+    parse_moment,
+)
 
 EDIT_CALLBACK = "hsgate_edit"
 REJECT_CALLBACK = "hsgate_reject"

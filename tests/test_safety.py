@@ -251,3 +251,14 @@ def test_secrets_never_reach_the_logs_even_at_debug_level(gate: Gate, caplog: py
     assert "HubSpot read failed (429), retrying" in logged
     for secret in ("pat-test-token", "xoxb-test-token", SIGNING_SECRET, "agent-token-crm"):
         assert secret not in logged
+
+
+def test_a_card_deleted_in_slack_still_gets_its_outcome_recorded_in_the_thread(gate: Gate) -> None:
+    proposal = gate.carded(CLOSE_ACME)
+    gate.click(proposal, "U0MARIA", "approve")
+    gate.slack.fail_next("chat.update", "message_not_found")
+
+    gate.drain()
+
+    assert gate.proposal(proposal.id).status == "applied"
+    assert gate.thread(proposal)[0].startswith("Written to HubSpot, approved by <@U0MARIA>")
