@@ -72,7 +72,7 @@ def history(rt: Runtime, text: str) -> str:
     record = parse_record(text)
     if record is None:
         return f"Give a HubSpot record URL or a type and id, like `deals/1001` (types: {', '.join(OBJECT_TYPES)})."
-    proposals = [p for p in (rt.store.get(pid) for pid in rt.store.ids_for_record(*record)) if p is not None]
+    proposals = [p for p in rt.store.get_many(rt.store.ids_for_record(*record)) if p is not None]
     if not proposals:
         return f"No proposals for {record[0]} {record[1]}."
     lines = [_history_line(proposal) for proposal in reversed(proposals[-LISTED:])]

@@ -33,7 +33,7 @@ def send(rt: Runtime, channel: str) -> None:
     Entries are removed only once posted, so a Slack failure (and the job's retry) loses none.
     """
     raw_ids = rt.redis.lrange(_key(channel), 0, -1)
-    proposals = [p for p in (rt.store.get(text(pid)) for pid in raw_ids) if p is not None]
+    proposals = [p for p in rt.store.get_many([text(pid) for pid in raw_ids]) if p is not None]
     for card in digest_cards(proposals):
         rt.messenger.post(channel, card)
     rt.redis.ltrim(_key(channel), len(raw_ids), -1)

@@ -39,12 +39,12 @@ def note_automatic(rt: Runtime, proposal: Proposal) -> None:
 
 def pending_for(rt: Runtime, user: str) -> list[Proposal]:
     """Proposals waiting for a decision that `user` may make, oldest first."""
-    waiting = (rt.store.get(pid) for pid in rt.store.ids_with_status(Status.AWAITING_APPROVAL, PENDING_SCAN))
+    waiting = rt.store.get_many(rt.store.ids_with_status(Status.AWAITING_APPROVAL, PENDING_SCAN))
     return [p for p in waiting if p is not None and may_decide(rt, p, user)]
 
 
 def _listed(rt: Runtime, key: str) -> list[Proposal]:
-    found = (rt.store.get(text(raw)) for raw in rt.redis.lrange(key, 0, RECENT - 1))
+    found = rt.store.get_many([text(raw) for raw in rt.redis.lrange(key, 0, RECENT - 1)])
     return [proposal for proposal in found if proposal is not None]
 
 

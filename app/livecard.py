@@ -8,5 +8,5 @@ from app.runtime import Runtime
 
 
 def card_with_rivals(rt: Runtime, proposal: Proposal) -> Card:
-    rivals = [rt.store.get(pid) for pid in proposal.rivals]
+    rivals = rt.store.get_many(proposal.rivals)
     return approval_card(proposal, [r for r in rivals if r is not None and r.status is Status.AWAITING_APPROVAL])

@@ -114,11 +114,9 @@ def _join_rivals_card(rt: Runtime, proposal: Proposal) -> bool:
     meanwhile), so the proposal gets its own.
     """
     names = {change.property: change.new for change in proposal.changes}
-    record_ids = rt.store.ids_for_record(proposal.object_type, proposal.record_id)
-    for other in (rt.store.get(pid) for pid in record_ids[: record_ids.index(proposal.id)]):
+    for other in rt.store.pending_for_record(proposal.object_type, proposal.record_id, before=proposal.id):
         if (
-            other is None
-            or other.status is not Status.AWAITING_APPROVAL
+            other.status is not Status.AWAITING_APPROVAL
             or other.agent == proposal.agent
             or other.rival_of is not None
             or not any(names.get(c.property) not in (None, c.new) for c in other.changes)
@@ -199,12 +197,10 @@ def _post_card(rt: Runtime, proposal_id: str, route: Route) -> None:
 def _supersede_older(rt: Runtime, proposal: Proposal) -> None:
     """An agent's newer proposal for the same record and property replaces its pending one."""
     mine = {change.property for change in proposal.changes}
-    record_ids = rt.store.ids_for_record(proposal.object_type, proposal.record_id)
-    older = [rt.store.get(pid) for pid in record_ids[: record_ids.index(proposal.id)]]
     replaced = [
         other
-        for other in older
-        if other and other.agent == proposal.agent and mine & {change.property for change in other.changes}
+        for other in rt.store.pending_for_record(proposal.object_type, proposal.record_id, before=proposal.id)
+        if other.agent == proposal.agent and mine & {change.property for change in other.changes}
     ]
     if not replaced or proposal.card is None:
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -174,18 +174,30 @@ class ProposalStore:
         return None if pid is None else self.get(text(pid))
 
     def get(self, pid: str) -> Proposal | None:
-        hash_key, events_key, _, approvals_key = _keys(pid)
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(hash_key)
-            pipe.lrange(events_key, 0, -1)
-            pipe.lrange(approvals_key, 0, -1)
-            raw, events, approvals = pipe.execute()
-        if not raw:
-            return None
-        data: dict[str, Any] = {text(k): json.loads(v) for k, v in raw.items()}
-        data["events"] = [json.loads(e) for e in events]
-        data["approvals"] = [text(a) for a in approvals]
-        return Proposal.model_validate(data)
+        return self.get_many([pid])[0]
+
+    def get_many(self, pids: Sequence[str]) -> list[Proposal | None]:
+        """Proposals in one round trip, None for ids that do not exist, in the order asked."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for pid in pids:
+                hash_key, events_key, _, approvals_key = _keys(pid)
+                pipe.hgetall(hash_key)
+                pipe.lrange(events_key, 0, -1)
+                pipe.lrange(approvals_key, 0, -1)
+            answers = pipe.execute()
+        return [_proposal(*answers[i : i + 3]) for i in range(0, len(answers), 3)]
+
+    def pending_for_record(self, object_type: str, record_id: str, before: str) -> list[Proposal]:
+        """The proposals for a record made before `before` that still wait (queued or awaiting approval)."""
+        ids = self.ids_for_record(object_type, record_id)
+        earlier = ids[: ids.index(before)] if before in ids else ids
+        with self.redis.pipeline(transaction=False) as pipe:
+            for pid in earlier:
+                pipe.hget(_proposal_key(pid), "status")
+            statuses = pipe.execute()
+        waiting = {json.dumps(status.value) for status in (Status.QUEUED, Status.AWAITING_APPROVAL)}
+        pending = [pid for pid, status in zip(earlier, statuses, strict=True) if status is not None and text(status) in waiting]
+        return [proposal for proposal in self.get_many(pending) if proposal is not None]
 
     def require(self, pid: str) -> Proposal:
         proposal = self.get(pid)
@@ -246,6 +258,15 @@ class ProposalStore:
 
     def ids_for_record(self, object_type: str, record_id: str) -> list[str]:
         return [text(pid) for pid in self.redis.lrange(f"hsgate:record:{object_type}:{record_id}", 0, -1)]
+
+
+def _proposal(raw: dict[bytes, bytes], events: list[bytes], approvals: list[bytes]) -> Proposal | None:
+    if not raw:
+        return None
+    data: dict[str, Any] = {text(k): json.loads(v) for k, v in raw.items()}
+    data["events"] = [json.loads(e) for e in events]
+    data["approvals"] = [text(a) for a in approvals]
+    return Proposal.model_validate(data)
 
 
 def text(value: Any) -> str:
