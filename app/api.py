@@ -54,13 +54,24 @@ def routes(rt: Runtime) -> list[Route]:
             body = ProposalIn.model_validate(json.loads(raw))
         except ValueError as exc:
             problems = _body_problems(exc)
-            return error(422, "invalid_proposal", "The proposal was not accepted: " + " ".join(p.message for p in problems), problems)
+            return error(
+                422, "invalid_proposal", "The proposal was not accepted: " + " ".join(p.message for p in problems), problems
+            )
         try:
             proposal, created = await run_in_threadpool(intake.submit, rt, agent, body)
         except ProposalInvalid as exc:
-            return error(422, "invalid_proposal", "The proposal was not accepted: " + " ".join(p.message for p in exc.problems), exc.problems)
+            return error(
+                422,
+                "invalid_proposal",
+                "The proposal was not accepted: " + " ".join(p.message for p in exc.problems),
+                exc.problems,
+            )
         except HubSpotError as exc:
-            return error(503, "hubspot_unavailable", f"HubSpot's schema could not be read ({exc.status or 'no answer'}); try again shortly.")
+            return error(
+                503,
+                "hubspot_unavailable",
+                f"HubSpot's schema could not be read ({exc.status or 'no answer'}); try again shortly.",
+            )
         return JSONResponse(proposal.public_view(), status_code=202 if created else 200)
 
     async def get_proposal(request: Request) -> JSONResponse:
@@ -93,6 +104,6 @@ def _body_problems(exc: ValueError) -> list[Problem]:
         elif err["type"] == "extra_forbidden":
             message = f"unknown field {where!r}; send action, object_type, record_id, changes|note|task, reason, idempotency_key"
         elif err["type"] == "string_pattern_mismatch" and where == "record_id":
-            message = "record_id must be the HubSpot record id, digits only, e.g. \"1001\""
+            message = 'record_id must be the HubSpot record id, digits only, e.g. "1001"'
         problems.append(Problem(where, f"{where}: {message}.", allowed))
     return problems

@@ -57,4 +57,6 @@ def deliver(rt: Runtime, subject: str, final_attempt: bool = True) -> None:
         if not final_attempt:
             raise
         why = str(error) if isinstance(error, CallbackRefused) else type(error).__name__
-        rt.store.transition(proposal_id, allowed=None, to=None, event="callback_failed", actor="hsgate", detail={"status": status, "why": why})
+        rt.store.transition(
+            proposal_id, allowed=None, to=None, event="callback_failed", actor="hsgate", detail={"status": status, "why": why}
+        )

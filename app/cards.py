@@ -97,9 +97,7 @@ def _body(proposal: Proposal) -> list[dict[str, Any]]:
         rules = "\n".join(f"• {escape(rule)}" for rule in proposal.rules_fired)
         blocks.append(_context(f":rotating_light: Policy rules that apply:\n{rules}"))
     blocks.append(
-        _context(
-            f"Proposed by *{escape(proposal.agent)}* · {slack_date(proposal.created_at)} · proposal `{proposal.id}`"
-        )
+        _context(f"Proposed by *{escape(proposal.agent)}* · {slack_date(proposal.created_at)} · proposal `{proposal.id}`")
     )
     return blocks
 
@@ -114,14 +112,18 @@ def approval_card(proposal: Proposal, rivals: list[Proposal] | None = None) -> C
     progress = ""
     if proposal.approvals_required > 1:
         progress = f" · {len(proposal.approvals)} of {proposal.approvals_required} approvals"
-    blocks = _body(proposal) + [_alternative(rival) for rival in rivals or []] + [
-        _context(f"Who may decide: {deciders}{progress}"),
-        {
-            "type": "actions",
-            "block_id": f"decision:{proposal.id}",
-            "elements": decision_buttons(proposal),
-        },
-    ]
+    blocks = (
+        _body(proposal)
+        + [_alternative(rival) for rival in rivals or []]
+        + [
+            _context(f"Who may decide: {deciders}{progress}"),
+            {
+                "type": "actions",
+                "block_id": f"decision:{proposal.id}",
+                "elements": decision_buttons(proposal),
+            },
+        ]
+    )
     return Card(text=f"Approval needed: {_summary(proposal)}", blocks=blocks)
 
 
@@ -140,7 +142,11 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> d
 def decision_buttons(proposal: Proposal) -> list[dict[str, Any]]:
     """Approve, Edit (for property changes) and Reject; used on the card and in the Home tab."""
     edit = [button("Edit", EDIT_ACTION, proposal.id)] if proposal.action is Action.UPDATE else []
-    return [button("Approve", APPROVE_ACTION, proposal.id, "primary"), *edit, button("Reject", REJECT_ACTION, proposal.id, "danger")]
+    return [
+        button("Approve", APPROVE_ACTION, proposal.id, "primary"),
+        *edit,
+        button("Reject", REJECT_ACTION, proposal.id, "danger"),
+    ]
 
 
 def _summary(proposal: Proposal) -> str:
@@ -185,7 +191,11 @@ def _outcome_line(proposal: Proposal) -> str:
     if status is Status.EXPIRED:
         return ":zzz: *Expired*: nobody decided in time. Nothing was written."
     if status is Status.SUPERSEDED:
-        newer = f"<{proposal.superseded_link}|proposal `{proposal.superseded_by}`>" if proposal.superseded_link else f"proposal `{proposal.superseded_by}`"
+        newer = (
+            f"<{proposal.superseded_link}|proposal `{proposal.superseded_by}`>"
+            if proposal.superseded_link
+            else f"proposal `{proposal.superseded_by}`"
+        )
         return f":arrows_counterclockwise: *Superseded* by {newer}. Nothing was written."
     return f"Status: {status.value}"
 
@@ -214,7 +224,9 @@ def audit_reply(proposal: Proposal, event: Event, in_thread: bool = True) -> Car
     who = mention(event.actor) if event.actor.startswith("U") else escape(event.actor)
     kind = event.type
     if kind == "applied":
-        text = f"Written to HubSpot, approved by {_decider(proposal)}:\n{_diff_lines(proposal, undo=False)}{_edited_note(proposal)}"
+        text = (
+            f"Written to HubSpot, approved by {_decider(proposal)}:\n{_diff_lines(proposal, undo=False)}{_edited_note(proposal)}"
+        )
     elif kind == "reapplied":
         text = f"Re-applied by {who} {when}, written to HubSpot again:\n{_diff_lines(proposal, undo=False)}"
     elif kind == "undone":

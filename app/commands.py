@@ -46,7 +46,8 @@ def status_line(rt: Runtime, proposal_id: str) -> str:
         return f"Proposal `{proposal_id}` does not exist."
     by = f" by {mention(proposal.decided_by)}" if proposal.decided_by else ""
     what = ", ".join(change.label for change in proposal.changes) or proposal.action.value
-    return f"`{proposal.id}` ({what} on {proposal.object_type} {proposal.record_id}, from {proposal.agent}): *{proposal.status.value}*{by}."
+    subject = f"{what} on {proposal.object_type} {proposal.record_id}, from {proposal.agent}"
+    return f"`{proposal.id}` ({subject}): *{proposal.status.value}*{by}."
 
 
 def pending(rt: Runtime, user: str) -> str:

@@ -122,7 +122,9 @@ def request_undo(rt: Runtime, proposal_id: str, user: str) -> str:
     if proposal is None:
         return f"Proposal `{proposal_id}` does not exist."
     if not (may_decide(rt, proposal, user) or user == proposal.decided_by):
-        rt.store.transition(proposal_id, allowed=None, to=None, event="refused", actor=user, detail={"why": "undo by non-approver"})
+        rt.store.transition(
+            proposal_id, allowed=None, to=None, event="refused", actor=user, detail={"why": "undo by non-approver"}
+        )
         return f"You may not undo this proposal. {_who_may(proposal)}"
     redo = proposal.status is Status.UNDONE and proposal.action is Action.UPDATE
     done = rt.store.transition(

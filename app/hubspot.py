@@ -126,7 +126,9 @@ class RateLimiter:
 
     def acquire(self) -> None:
         while True:
-            wait = float(self._script(keys=[self.key], args=[time.time(), self.window_s, self.max_requests, secrets.token_hex(8)]))
+            wait = float(
+                self._script(keys=[self.key], args=[time.time(), self.window_s, self.max_requests, secrets.token_hex(8)])
+            )
             if wait <= 0:
                 return
             time.sleep(min(max(wait, 0.01), self.window_s))
@@ -217,7 +219,11 @@ class HubSpotGateway:
         """Create a note or task associated with the record; returns its id."""
         association = PublicAssociationsForObject(
             to=PublicObjectId(id=record_id),
-            types=[AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=ASSOCIATION_TYPE_IDS[(kind, object_type)])],
+            types=[
+                AssociationSpec(
+                    association_category="HUBSPOT_DEFINED", association_type_id=ASSOCIATION_TYPE_IDS[(kind, object_type)]
+                )
+            ],
         )
         body = SimplePublicObjectInputForCreate(properties=properties, associations=[association])
         raw = self._call("create", self._objects.create, kind, simple_public_object_input_for_create=body)

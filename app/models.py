@@ -87,7 +87,9 @@ class ProposalIn(BaseModel):
             if name == wanted and not given:
                 raise ValueError(f"action {self.action.value!r} needs `{name}`")
             if name != wanted and given:
-                raise ValueError(f"`{name}` does not belong to action {self.action.value!r}; send it with action {_action_for(name)!r}")
+                raise ValueError(
+                    f"`{name}` does not belong to action {self.action.value!r}; send it with action {_action_for(name)!r}"
+                )
         return self
 
 

@@ -65,7 +65,7 @@ def parse_duration(text: str) -> timedelta:
     """A positive duration written as a whole number and a unit: "3s", "15m", "24h", "2d"."""
     match = _DURATION.match(text.strip())
     if match is None:
-        raise ValueError(f"{text!r} is not a duration; write a whole number and a unit s, m, h or d, like \"24h\"")
+        raise ValueError(f'{text!r} is not a duration; write a whole number and a unit s, m, h or d, like "24h"')
     amount = int(match.group(1))
     if amount == 0:
         raise ValueError(f"{text!r} is not a duration; it must be longer than zero")
@@ -116,9 +116,7 @@ class Rule:
 
     def applies_to(self, object_type: str) -> bool:
         kind = RULE_KINDS[self.when]
-        return (self.object is None or self.object == object_type) and (
-            kind.objects is None or object_type in kind.objects
-        )
+        return (self.object is None or self.object == object_type) and (kind.objects is None or object_type in kind.objects)
 
     def effects(self) -> str:
         parts = [f"tier {self.tier.value}"] if self.tier else []
@@ -226,18 +224,14 @@ class Policy:
     def property_tier(self, object_type: str, name: str, schema: Schema | None = None) -> Tier:
         return self._property_tier(object_type, name, schema)[0]
 
-    def base_tier(
-        self, object_type: str, action: Action, properties: Iterable[str], schema: Schema | None = None
-    ) -> Tier:
+    def base_tier(self, object_type: str, action: Action, properties: Iterable[str], schema: Schema | None = None) -> Tier:
         if action is not Action.UPDATE:
             return self._action_tier(action)[0]
         tiers = [self.property_tier(object_type, name, schema) for name in properties]
         # an update naming no property is malformed; it gets the default rather than slipping through as auto
         return highest(tiers) if tiers else self.default_tier
 
-    def blocked(
-        self, object_type: str, action: Action, properties: Iterable[str], schema: Schema | None = None
-    ) -> list[Problem]:
+    def blocked(self, object_type: str, action: Action, properties: Iterable[str], schema: Schema | None = None) -> list[Problem]:
         if action is not Action.UPDATE:
             tier, why = self._action_tier(action)
             if tier is not Tier.BLOCK:
@@ -277,9 +271,7 @@ class Policy:
 
     # ---------------------------------------------------------------- scope
 
-    def scope_problems(
-        self, agent: str, object_type: str, action: Action, properties: Iterable[str]
-    ) -> list[Problem]:
+    def scope_problems(self, agent: str, object_type: str, action: Action, properties: Iterable[str]) -> list[Problem]:
         scope = self.agent_scopes.get(agent)
         if scope is None:
             return []
@@ -723,7 +715,7 @@ def _rule(located: _Located, index: int, raw: dict[str, object]) -> Rule:
         raise error("object", f"{when} applies to {', '.join(objects)}, not {target!r}")
     tier = _tier(located, ("rules", index, "tier"), raw["tier"]) if "tier" in raw else None
     if tier is Tier.AUTO:
-        raise error("tier", "rules only raise, so tier \"auto\" would never change anything; use review or block")
+        raise error("tier", 'rules only raise, so tier "auto" would never change anything; use review or block')
     approvals = raw.get("approvals")
     if approvals is not None and (not isinstance(approvals, int) or isinstance(approvals, bool) or approvals < 1):
         raise error("approvals", f"must be a whole number of at least 1, not {approvals!r}")
@@ -795,7 +787,7 @@ def _duration(located: _Located, path: tuple[str | int, ...], value: object) -> 
     if value is None:
         return None
     if not isinstance(value, str):
-        raise located.error(path, f"{value!r} is not a duration; write it as a string, like \"24h\"")
+        raise located.error(path, f'{value!r} is not a duration; write it as a string, like "24h"')
     try:
         return parse_duration(value)
     except ValueError as error:

@@ -51,7 +51,10 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
         why = f"{proposal.object_type} record {proposal.record_id} does not exist" if error.not_found else error.message
         fail(rt, proposal, Status.QUEUED, why)
         return
-    changes = [_since_proposal(schema, with_old_value(schema, change, record), record, proposal.created_at) for change in proposal.changes]
+    changes = [
+        _since_proposal(schema, with_old_value(schema, change, record), record, proposal.created_at)
+        for change in proposal.changes
+    ]
     problem = _pipeline_problem(schema, proposal, record)
     if problem:
         fail(rt, proposal, Status.QUEUED, problem)

@@ -1,8 +1,9 @@
 """Who sees a proposal's card and who may decide it.
 
 A card goes to the channel the policy names for the record's owner, the owner's team or the
-record's pipeline (in that order), else to the owner's DM, else (no owner, or an owner without a Slack account) to the fallback channel. The owner,
-the owner's delegates and the admins may decide; delegates get a copy of a card sent to a DM.
+record's pipeline (in that order), else to the owner's DM, else (no owner, or an owner without a
+Slack account) to the fallback channel. The owner, the owner's delegates and the admins may
+decide; delegates get a copy of a card sent to a DM.
 """
 
 from __future__ import annotations

@@ -121,9 +121,7 @@ class Schema:
         prop = self.properties[name]
         if name in STAGE_PROPERTIES:
             many = len(self.pipelines) > 1
-            return [
-                Option(s.id, f"{s.label} ({p.label})" if many else s.label) for p in self.pipelines for s in p.stages
-            ]
+            return [Option(s.id, f"{s.label} ({p.label})" if many else s.label) for p in self.pipelines for s in p.stages]
         if name in PIPELINE_PROPERTIES:
             return [Option(p.id, p.label) for p in self.pipelines]
         if name == OWNER_PROPERTY:

@@ -65,7 +65,9 @@ def build_bolt_app(rt: Runtime, listener_executor: Executor | None = None) -> Ap
 
     @app.action(EDIT_ACTION)
     def edit(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        open_dialog(ack, body, action, lambda proposal: edit_view(proposal, rt.hubspot.schema(proposal.object_type, allow_stale=True)))
+        open_dialog(
+            ack, body, action, lambda proposal: edit_view(proposal, rt.hubspot.schema(proposal.object_type, allow_stale=True))
+        )
 
     @app.action(REJECT_ACTION)
     def reject(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -78,7 +80,10 @@ def build_bolt_app(rt: Runtime, listener_executor: Executor | None = None) -> Ap
         try:
             normalized = normalize_changes(rt.hubspot.schema(proposal.object_type, allow_stale=True), values)
         except ProposalInvalid as error:
-            ack(response_action="errors", errors={edit_block_id(p.field.removeprefix("changes.")): p.message[:150] for p in error.problems})
+            ack(
+                response_action="errors",
+                errors={edit_block_id(p.field.removeprefix("changes.")): p.message[:150] for p in error.problems},
+            )
             return
         reply = decisions.approve(rt, proposal.id, body["user"]["id"], edited=normalized)
         ack()

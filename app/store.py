@@ -47,7 +47,8 @@ def _status_index(status: str) -> str:
 
 
 # Shared Lua prelude: record an event (history list, audit stream, status index) after a change.
-_RECORD_EVENT = """
+_RECORD_EVENT = (
+    """
 local function record_event(pid, event, old_status, new_status, score)
   redis.call('RPUSH', KEYS[2], event)
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', %d, '*', 'proposal', pid, 'event', event)
@@ -60,11 +61,15 @@ local function status_of(raw)
   if not raw then return '' end
   return string.sub(raw, 2, -2)
 end
-""" % AUDIT_MAXLEN
+"""
+    % AUDIT_MAXLEN
+)
 
 # KEYS: hash, events, audit, approvals, idempotency key ('' when none), record index
 # ARGV: pid, event, score, field, value, ...
-_CREATE = _RECORD_EVENT + """
+_CREATE = (
+    _RECORD_EVENT
+    + """
 if KEYS[5] ~= '' then
   local existing = redis.call('GET', KEYS[5])
   if existing then return {0, existing} end
@@ -75,9 +80,12 @@ redis.call('RPUSH', KEYS[6], ARGV[1])
 record_event(ARGV[1], ARGV[2], '', status_of(redis.call('HGET', KEYS[1], 'status')), ARGV[3])
 return {1, ARGV[1]}
 """
+)
 
 # ARGV: pid, event, score, allowed (space separated, '*' for any), new status ('' keeps it), field, value, ...
-_TRANSITION = _RECORD_EVENT + """
+_TRANSITION = (
+    _RECORD_EVENT
+    + """
 local current = status_of(redis.call('HGET', KEYS[1], 'status'))
 if current == '' then return {0, ''} end
 if ARGV[4] ~= '*' and not string.find(' ' .. ARGV[4] .. ' ', ' ' .. current .. ' ', 1, true) then
@@ -92,11 +100,14 @@ for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 record_event(ARGV[1], ARGV[2], current, new_status, ARGV[3])
 return {1, current}
 """
+)
 
 # ARGV: pid, event, score, user, decided_by JSON, decided_at JSON, field, value, ... (set with the approval)
 # Returns {code, status, approvals}: 1 approved (last approval), 2 approval recorded (more needed),
 # 3 this user approved already, 0 not awaiting approval.
-_APPROVE = _RECORD_EVENT + """
+_APPROVE = (
+    _RECORD_EVENT
+    + """
 local current = status_of(redis.call('HGET', KEYS[1], 'status'))
 if current ~= 'awaiting_approval' then return {0, current, redis.call('LLEN', KEYS[4])} end
 if redis.call('LPOS', KEYS[4], ARGV[4]) then return {3, current, redis.call('LLEN', KEYS[4])} end
@@ -111,6 +122,7 @@ redis.call('HSET', KEYS[1], 'status', '"approved"', 'decided_by', ARGV[5], 'deci
 record_event(ARGV[1], ARGV[2], current, 'approved', ARGV[3])
 return {1, 'approved', count}
 """
+)
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,10 @@ def reject_view(proposal: Proposal) -> dict[str, Any]:
         "submit": _text("Reject"),
         "close": _text("Cancel"),
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"Reject the change to *{record_title(proposal)}*? Nothing will be written."}},
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"Reject the change to *{record_title(proposal)}*? Nothing will be written."},
+            },
             {
                 "type": "input",
                 "block_id": REASON_BLOCK,

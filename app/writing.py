@@ -20,8 +20,7 @@ LIFECYCLE = "lifecyclestage"
 
 
 class WriteNotTaken(Exception):
-    """HubSpot answered, but reading the record back shows a different value."""
-
+    """HubSpot accepted the write, but the record it answered with holds a different value."""
 
 
 def apply_proposal(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> None:
@@ -67,7 +66,9 @@ def _holds(schema: Schema, record: Record, change: Change, value: str | None) ->
 
 def _conflict(rt: Runtime, proposal: Proposal, schema: Schema, record: Record) -> None:
     changes = [
-        c.model_copy(update={"current": record.get(c.property), "current_display": schema.display(c.property, record.get(c.property))})
+        c.model_copy(
+            update={"current": record.get(c.property), "current_display": schema.display(c.property, record.get(c.property))}
+        )
         if not _holds(schema, record, c, c.old)
         else c
         for c in proposal.changes
@@ -109,15 +110,21 @@ def _create_engagement(rt: Runtime, proposal: Proposal) -> None:
         task = proposal.task
         due = str(_midnight_ms(task.due)) if task.due else now_ms
         kind = "tasks"
-        properties = {"hs_task_subject": task.subject, "hs_task_body": task.body, "hs_timestamp": due, "hs_task_status": "NOT_STARTED"}
+        properties = {
+            "hs_task_subject": task.subject,
+            "hs_task_body": task.body,
+            "hs_timestamp": due,
+            "hs_task_status": "NOT_STARTED",
+        }
         owner = task.owner_id or owner
     else:
         raise WriteNotTaken(f"proposal {proposal.id} has nothing to create")
     if owner:
         properties[OWNER_PROPERTY] = owner
     created = rt.hubspot.create_engagement(kind, properties, proposal.object_type, proposal.record_id)
-    rt.store.transition(proposal.id, allowed=None, to=None, event="created", actor=HSGATE, detail={kind: created}, created_object_id=created)
-    proposal.created_object_id = created
+    rt.store.transition(
+        proposal.id, allowed=None, to=None, event="created", actor=HSGATE, detail={kind: created}, created_object_id=created
+    )
 
 
 def _midnight_ms(day: date) -> int:
@@ -125,7 +132,9 @@ def _midnight_ms(day: date) -> int:
 
 
 def fail(rt: Runtime, proposal: Proposal, expected: Status, why: str) -> None:
-    done = rt.store.transition(proposal.id, allowed=[expected], to=Status.FAILED, event="failed", actor=HSGATE, detail={"error": why}, error=why)
+    done = rt.store.transition(
+        proposal.id, allowed=[expected], to=Status.FAILED, event="failed", actor=HSGATE, detail={"error": why}, error=why
+    )
     if done.done:
         rt.queue.enqueue("publish_outcome", proposal.id, "failed")
 
@@ -157,7 +166,9 @@ def undo_proposal(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> 
     else:
         detail = {c.property: f"{c.approved} -> {c.old or ''}" for c in proposal.changes}
         event, final = "undone", Status.UNDONE
-    rt.store.transition(proposal_id, allowed=[Status.UNDOING], to=final, event=event, actor=proposal.undone_by or HSGATE, detail=detail)
+    rt.store.transition(
+        proposal_id, allowed=[Status.UNDOING], to=final, event=event, actor=proposal.undone_by or HSGATE, detail=detail
+    )
     rt.queue.enqueue("publish_outcome", proposal_id, f"{event}-{len(proposal.events)}")
 
 
@@ -167,7 +178,9 @@ def _flip(rt: Runtime, proposal: Proposal, redo: bool) -> bool:
     names = [change.property for change in proposal.changes]
     record = rt.hubspot.read(proposal.object_type, proposal.record_id, names, with_history=names)
     sides = [(c, c.old or "", c.approved) if redo else (c, c.approved, c.old or "") for c in proposal.changes]
-    drifted = [c for c, source, target in sides if not _holds(schema, record, c, source) and not _holds(schema, record, c, target)]
+    drifted = [
+        c for c, source, target in sides if not _holds(schema, record, c, source) and not _holds(schema, record, c, target)
+    ]
     if drifted:
         _refuse_undo(rt, proposal, "; ".join(_drift(schema, record, c) for c in drifted))
         return False

@@ -19,8 +19,8 @@ HubSpot is the ceiling. The emulator refuses requests beyond `--hubspot-limit` p
 L requests per 10 s a phase needing R requests takes at least R / (L / 10) seconds, and the
 "HubSpot pace" rows show how close hsgate came to that. "HubSpot requests per proposal" is the
 number to watch: it sets the achievable cards/s and writes/s (a card needs one record read; a
-write needs a fresh read for the stale-value check and the PATCH, whose answer confirms the write). 429s are requests HubSpot refused; each one costs
-a retry and, at worst, a failed proposal.
+write needs a fresh read for the stale-value check and the PATCH, whose answer confirms the
+write). 429s are requests HubSpot refused; each one costs a retry and, at worst, a failed proposal.
 
 The API latencies include this process's own load: the emulators, the web app and the client
 threads share one Python interpreter. Times to the last card/write come from the proposals'
@@ -261,7 +261,9 @@ def approve_all(stack: Stack, proposals: Sequence[Proposal], clients: int) -> li
 def statuses(rt: Runtime, ids: Sequence[str]) -> Counter[Status]:
     """Our proposals by status, from the store's status indexes (a few Redis calls, not one per proposal)."""
     ours = set(ids)
-    return Counter({status: len(ours.intersection(rt.store.ids_with_status(status, limit=len(ours) * 2 + 100))) for status in Status})
+    return Counter(
+        {status: len(ours.intersection(rt.store.ids_with_status(status, limit=len(ours) * 2 + 100))) for status in Status}
+    )
 
 
 def wait_for(stack: Stack, what: str, ids: Sequence[str], pending: frozenset[Status], deadline: Deadline) -> None:
@@ -317,7 +319,9 @@ def request_kind(request: RecordedRequest) -> str:
     return "other"
 
 
-def hubspot_rows(label: str, requests: Sequence[RecordedRequest], per: int, seconds: float, limit: int) -> tuple[list[Row], dict[str, Any]]:
+def hubspot_rows(
+    label: str, requests: Sequence[RecordedRequest], per: int, seconds: float, limit: int
+) -> tuple[list[Row], dict[str, Any]]:
     kinds = Counter(request_kind(r) for r in requests)
     refused = sum(1 for r in requests if r.status == 429)
     rate = len(requests) / seconds if seconds else 0.0
@@ -423,7 +427,10 @@ def run(args: argparse.Namespace, tmp: Path) -> tuple[list[Row], dict[str, Any],
         ("cards: rate", f"{cards_posted / cards_s if cards_s else 0:.2f} cards/s ({cards_posted} cards)"),
         *card_rows,
         ("clicks: ok", f"{len(click_ms)}/{n}"),
-        ("clicks: latency p50 / p95 / max", f"{percentile(click_ms, 50):.0f} / {percentile(click_ms, 95):.0f} / {max(click_ms, default=0):.0f} ms"),
+        (
+            "clicks: latency p50 / p95 / max",
+            f"{percentile(click_ms, 50):.0f} / {percentile(click_ms, 95):.0f} / {max(click_ms, default=0):.0f} ms",
+        ),
         ("writes: time to last write", f"{writes_s:.1f} s from the first click"),
         ("writes: rate", f"{applied / writes_s if writes_s else 0:.2f} writes/s ({applied} applied)"),
         *write_rows,
@@ -438,10 +445,19 @@ def run(args: argparse.Namespace, tmp: Path) -> tuple[list[Row], dict[str, Any],
             "latency_ms": {"p50": percentile(api, 50), "p95": percentile(api, 95), "max": max(api)},
             "burst_s": burst_s,
         },
-        "cards": {"time_to_last_card_s": cards_s, "cards": cards_posted, "cards_per_s": cards_posted / cards_s if cards_s else 0.0, **card_data},
+        "cards": {
+            "time_to_last_card_s": cards_s,
+            "cards": cards_posted,
+            "cards_per_s": cards_posted / cards_s if cards_s else 0.0,
+            **card_data,
+        },
         "approvals": {
             "clicks_ok": len(click_ms),
-            "click_latency_ms": {"p50": percentile(click_ms, 50), "p95": percentile(click_ms, 95), "max": max(click_ms, default=0.0)},
+            "click_latency_ms": {
+                "p50": percentile(click_ms, 50),
+                "p95": percentile(click_ms, 95),
+                "max": max(click_ms, default=0.0),
+            },
             "time_to_last_write_s": writes_s,
             "applied": applied,
             "writes_per_s": applied / writes_s if writes_s else 0.0,
@@ -497,7 +513,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("command", shlex.join(["python", *(sys.argv if argv is None else ["bench/benchmark.py", *argv])])),
         ("machine", f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"),
         ("proposals (N) / workers (W)", f"{args.proposals} / {args.workers}"),
-        ("HubSpot limit / hsgate pacing", f"{args.hubspot_limit} per rolling 10 s / {data['hsgate_rate_limit']} per rolling 10 s"),
+        (
+            "HubSpot limit / hsgate pacing",
+            f"{args.hubspot_limit} per rolling 10 s / {data['hsgate_rate_limit']} per rolling 10 s",
+        ),
         ("redis", f"REDIS_URL db {BENCH_DB}" if os.environ.get("REDIS_URL") else "embedded valkey"),
     ]
     print_table(header, rows)
@@ -506,6 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta |= {"hubspot_limit": args.hubspot_limit}
         args.json.write_text(json.dumps({"meta": meta, **data}, indent=2) + "\n")
     return 0 if ok else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -167,9 +167,7 @@ def test_an_unknown_property_is_refused_suggesting_the_close_match(gate: Gate) -
     assert "dealstage" in found["allowed"]
 
 
-@pytest.mark.parametrize(
-    ("name", "why"), [("hs_object_id", "read-only"), ("hs_deal_stage_probability", "calculated")]
-)
+@pytest.mark.parametrize(("name", "why"), [("hs_object_id", "read-only"), ("hs_deal_stage_probability", "calculated")])
 def test_a_property_hubspot_owns_is_refused_saying_why(gate: Gate, name: str, why: str) -> None:
     found = problem(gate, deal({name: "5"}), f"changes.{name}")
     assert why in found["message"] and "agents cannot write it" in found["message"]

@@ -38,7 +38,9 @@ def write_policy(directory: Path, text: str) -> Path:
 def test_a_malformed_policy_stops_start_up_with_the_line_and_problem(
     environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("HSGATE_POLICY", str(write_policy(environment, '[tiers]\ndefault = "review"\ndeals = { amount = "maybe" }\n')))
+    monkeypatch.setenv(
+        "HSGATE_POLICY", str(write_policy(environment, '[tiers]\ndefault = "review"\ndeals = { amount = "maybe" }\n'))
+    )
 
     assert main(["worker", "--burst"]) == 2
 

@@ -38,8 +38,18 @@ def test_edit_opens_a_dialog_with_the_right_input_for_each_property(gate: Gate) 
     assert inputs["edit:dealstage"]["type"] == "static_select"
     assert inputs["edit:dealstage"]["initial_option"]["value"] == "contractsent"
     stages = [option["value"] for option in inputs["edit:dealstage"]["options"]]
-    assert stages == ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin", "contractsent", "closedwon", "closedlost"]
-    assert {"text": {"type": "plain_text", "text": "Closed Won", "emoji": False}, "value": "closedwon"} in inputs["edit:dealstage"]["options"]
+    assert stages == [
+        "appointmentscheduled",
+        "qualifiedtobuy",
+        "presentationscheduled",
+        "decisionmakerboughtin",
+        "contractsent",
+        "closedwon",
+        "closedlost",
+    ]
+    assert {"text": {"type": "plain_text", "text": "Closed Won", "emoji": False}, "value": "closedwon"} in inputs[
+        "edit:dealstage"
+    ]["options"]
     assert inputs["edit:closedate"] == {"type": "datepicker", "action_id": "value", "initial_date": "2027-01-20"}
     assert inputs["edit:amount"]["type"] == "number_input" and inputs["edit:amount"]["initial_value"] == "52000"
     assert inputs["edit:dealname"]["type"] == "plain_text_input" and inputs["edit:dealname"]["initial_value"] == "Acme 2027"
@@ -71,7 +81,9 @@ def test_an_edited_approval_writes_the_edited_value(gate: Gate) -> None:
 
 def test_the_card_and_thread_show_both_the_proposed_and_the_approved_value(gate: Gate) -> None:
     proposal = gate.carded(CLOSE_ACME)
-    submit_edit(gate, open_edit(gate, proposal), dealstage={"type": "static_select", "selected_option": {"value": "contractsent"}})
+    submit_edit(
+        gate, open_edit(gate, proposal), dealstage={"type": "static_select", "selected_option": {"value": "contractsent"}}
+    )
     gate.drain()
 
     expected = "Deal Stage was edited: the agent proposed Closed Won, Contract Sent was approved."
@@ -136,7 +148,9 @@ def test_a_newer_proposal_from_the_same_agent_supersedes_the_pending_one(gate: G
 
 def test_another_agents_proposal_for_another_field_does_not_supersede(gate: Gate) -> None:
     first = gate.carded(CLOSE_ACME)
-    answer = gate.propose({"object_type": "deals", "record_id": "1001", "changes": {"dealname": "x"}, "reason": "y"}, OTHER_AGENT_TOKEN)
+    answer = gate.propose(
+        {"object_type": "deals", "record_id": "1001", "changes": {"dealname": "x"}, "reason": "y"}, OTHER_AGENT_TOKEN
+    )
     gate.drain()
 
     assert answer.status_code == 202

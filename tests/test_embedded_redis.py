@@ -38,7 +38,9 @@ def test_embedded_data_survives_a_restart(tmp_path: Path) -> None:
 def test_the_embedded_server_is_new_enough_for_rq(tmp_path: Path) -> None:
     server = start_embedded(tmp_path)
     try:
-        major, minor = (int(part) for part in Redis.from_url(server.connection_url).info("server")["redis_version"].split(".")[:2])
+        major, minor = (
+            int(part) for part in Redis.from_url(server.connection_url).info("server")["redis_version"].split(".")[:2]
+        )
     finally:
         server.stop()
 

@@ -114,7 +114,12 @@ def test_the_thread_reply_records_property_old_new_and_approver(gate: Gate) -> N
 
 def test_several_properties_are_approved_and_written_together(gate: Gate) -> None:
     proposal = gate.carded(
-        {"object_type": "deals", "record_id": "1001", "changes": {"amount": "65000", "dealtype": "existingbusiness"}, "reason": "Upsell"}
+        {
+            "object_type": "deals",
+            "record_id": "1001",
+            "changes": {"amount": "65000", "dealtype": "existingbusiness"},
+            "reason": "Upsell",
+        }
     )
 
     gate.click(proposal, "U0MARIA", "approve")
@@ -146,7 +151,9 @@ def test_the_agent_polls_the_outcome_with_its_history(gate: Gate) -> None:
     answer = gate.fetch(proposal.id).json()
 
     assert answer["status"] == "applied"
-    assert answer["changes"] == [{"property": "dealstage", "label": "Deal Stage", "old": "appointmentscheduled", "new": "closedwon"}]
+    assert answer["changes"] == [
+        {"property": "dealstage", "label": "Deal Stage", "old": "appointmentscheduled", "new": "closedwon"}
+    ]
     assert [(e["type"], e["actor"]) for e in answer["events"]] == [
         ("proposed", "crm-agent"),
         ("prepared", "hsgate"),
@@ -165,7 +172,9 @@ def test_a_record_without_owner_goes_to_the_fallback_channel_saying_why(gate: Ga
 
 
 def test_an_owner_without_slack_account_goes_to_the_fallback_channel_saying_why(gate: Gate) -> None:
-    proposal = gate.carded({"object_type": "deals", "record_id": "1004", "changes": {"amount": "31000"}, "reason": "Price update"})
+    proposal = gate.carded(
+        {"object_type": "deals", "record_id": "1004", "changes": {"amount": "31000"}, "reason": "Price update"}
+    )
 
     assert proposal.card is not None and proposal.card.channel == "C0FALLBACK"
     assert "its owner Nora Blake has no Slack account for nora@example.com" in block_text(gate.card(proposal).blocks)
@@ -201,7 +210,9 @@ def test_a_stage_from_another_pipeline_fails_with_the_pipelines_stages(gate: Gat
 
 
 def test_a_contact_card_names_the_person(gate: Gate) -> None:
-    proposal = gate.carded({"object_type": "contacts", "record_id": "2001", "changes": {"lastname": "Doe-Smith"}, "reason": "Married"})
+    proposal = gate.carded(
+        {"object_type": "contacts", "record_id": "2001", "changes": {"lastname": "Doe-Smith"}, "reason": "Married"}
+    )
 
     assert proposal.record is not None and proposal.record.name == "Jane Doe"
     assert "record/0-1/2001|Jane Doe>" in block_text(gate.card(proposal).blocks)

@@ -102,7 +102,9 @@ def test_empty_string_clears_a_value(emu: HubSpotEmulator, client: HubSpot) -> N
 
 def test_batch_read_answers_207_listing_missing_ids(client: HubSpot) -> None:
     request = BatchReadInputSimplePublicObjectId(
-        inputs=[SimplePublicObjectId(id="1001"), SimplePublicObjectId(id="999")], properties=["dealname"], properties_with_history=[]
+        inputs=[SimplePublicObjectId(id="1001"), SimplePublicObjectId(id="999")],
+        properties=["dealname"],
+        properties_with_history=[],
     )
     response = client.crm.deals.batch_api.read(batch_read_input_simple_public_object_id=request)
     assert [r.properties["dealname"] for r in response.results] == ["Acme renewal"]
@@ -111,7 +113,9 @@ def test_batch_read_answers_207_listing_missing_ids(client: HubSpot) -> None:
 
 
 def test_batch_read_refuses_more_than_100_inputs(client: HubSpot) -> None:
-    request = BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=str(i)) for i in range(101)], properties=[], properties_with_history=[])
+    request = BatchReadInputSimplePublicObjectId(
+        inputs=[SimplePublicObjectId(id=str(i)) for i in range(101)], properties=[], properties_with_history=[]
+    )
     with pytest.raises(DealsApiException) as caught:
         client.crm.deals.batch_api.read(batch_read_input_simple_public_object_id=request)
     assert caught.value.status == 400
@@ -123,16 +127,23 @@ def test_batch_update_applies_valid_inputs_and_reports_the_rest(emu: HubSpotEmul
         SimplePublicObjectBatchInput(id="1002", properties={"amount": "lots"}),
         SimplePublicObjectBatchInput(id="999", properties={"amount": "1"}),
     ]
-    response = client.crm.deals.batch_api.update(batch_input_simple_public_object_batch_input=BatchInputSimplePublicObjectBatchInput(inputs=inputs))
+    response = client.crm.deals.batch_api.update(
+        batch_input_simple_public_object_batch_input=BatchInputSimplePublicObjectBatchInput(inputs=inputs)
+    )
     assert [r.id for r in response.results] == ["1001"]
-    assert [(e.category, e.context) for e in response.errors] == [("VALIDATION_ERROR", {"ids": ["1002"]}), ("OBJECT_NOT_FOUND", {"ids": ["999"]})]
+    assert [(e.category, e.context) for e in response.errors] == [
+        ("VALIDATION_ERROR", {"ids": ["1002"]}),
+        ("OBJECT_NOT_FOUND", {"ids": ["999"]}),
+    ]
     assert (emu.get_property("deals", "1001", "amount"), emu.get_property("deals", "1002", "amount")) == ("60000", "120000")
 
 
 def test_create_note_associates_it_with_the_deal(emu: HubSpotEmulator, client: HubSpot) -> None:
     association = {"to": {"id": "1001"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 214}]}
     note = client.crm.objects.notes.basic_api.create(
-        SimplePublicObjectInputForCreate(properties={"hs_note_body": "Approved", "hs_timestamp": "1767225600000"}, associations=[association])
+        SimplePublicObjectInputForCreate(
+            properties={"hs_note_body": "Approved", "hs_timestamp": "1767225600000"}, associations=[association]
+        )
     )
     assert note.id == "90001"
     assert note.properties["hs_timestamp"] == "2026-01-01T00:00:00Z"
@@ -144,7 +155,9 @@ def test_create_note_associates_it_with_the_deal(emu: HubSpotEmulator, client: H
 def test_create_refuses_an_association_type_of_another_object(client: HubSpot) -> None:
     association = {"to": {"id": "1001"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 216}]}
     with pytest.raises(NotesApiException) as caught:
-        client.crm.objects.notes.basic_api.create(SimplePublicObjectInputForCreate(properties={"hs_note_body": "x"}, associations=[association]))
+        client.crm.objects.notes.basic_api.create(
+            SimplePublicObjectInputForCreate(properties={"hs_note_body": "x"}, associations=[association])
+        )
     assert caught.value.status == 400
 
 
@@ -171,7 +184,9 @@ def test_archive_hides_the_record(emu: HubSpotEmulator, client: HubSpot) -> None
         ("1001", {"closedate": "next week"}, "INVALID_DATE"),
     ],
 )
-def test_invalid_write_is_a_400_naming_property_and_code(client: HubSpot, deal_id: str, properties: dict[str, str], code: str) -> None:
+def test_invalid_write_is_a_400_naming_property_and_code(
+    client: HubSpot, deal_id: str, properties: dict[str, str], code: str
+) -> None:
     body = _error(client, deal_id, properties)
     name = next(iter(properties))
     assert (body["category"], body["message"].startswith("Property values were not valid: ")) == ("VALIDATION_ERROR", True)
@@ -180,7 +195,10 @@ def test_invalid_write_is_a_400_naming_property_and_code(client: HubSpot, deal_i
 
 def test_stage_of_the_pipeline_sent_in_the_same_write_is_accepted(emu: HubSpotEmulator, client: HubSpot) -> None:
     _update(client, "1001", {"pipeline": "renewals", "dealstage": "renewalwon"})
-    assert (emu.get_property("deals", "1001", "pipeline"), emu.get_property("deals", "1001", "dealstage")) == ("renewals", "renewalwon")
+    assert (emu.get_property("deals", "1001", "pipeline"), emu.get_property("deals", "1001", "dealstage")) == (
+        "renewals",
+        "renewalwon",
+    )
 
 
 def test_date_property_stores_midnight_utc_as_a_date(emu: HubSpotEmulator, client: HubSpot) -> None:
@@ -190,27 +208,39 @@ def test_date_property_stores_midnight_utc_as_a_date(emu: HubSpotEmulator, clien
 
 def test_ticket_stage_must_belong_to_the_ticket_pipeline(client: HubSpot) -> None:
     with pytest.raises(TicketsApiException) as caught:
-        client.crm.tickets.basic_api.update("4001", simple_public_object_input=SimplePublicObjectInput(properties={"hs_pipeline_stage": "closedwon"}))
+        client.crm.tickets.basic_api.update(
+            "4001", simple_public_object_input=SimplePublicObjectInput(properties={"hs_pipeline_stage": "closedwon"})
+        )
     assert json.loads(caught.value.body)["errors"][0]["code"] == "INVALID_OPTION"
 
 
 def test_lifecycle_stage_moving_backward_is_silently_ignored(emu: HubSpotEmulator, client: HubSpot) -> None:
-    contact = client.crm.contacts.basic_api.update("2001", simple_public_object_input=SimplePublicObjectInput(properties={"lifecyclestage": "lead"}))
+    contact = client.crm.contacts.basic_api.update(
+        "2001", simple_public_object_input=SimplePublicObjectInput(properties={"lifecyclestage": "lead"})
+    )
     assert contact.properties["lifecyclestage"] == "opportunity"
     assert emu.get_property("contacts", "2001", "lifecyclestage") == "opportunity"
 
 
 def test_lifecycle_stage_cleared_then_set_backward_sticks(emu: HubSpotEmulator, client: HubSpot) -> None:
     for value in ("", "lead"):
-        client.crm.contacts.basic_api.update("2001", simple_public_object_input=SimplePublicObjectInput(properties={"lifecyclestage": value}))
+        client.crm.contacts.basic_api.update(
+            "2001", simple_public_object_input=SimplePublicObjectInput(properties={"lifecyclestage": value})
+        )
     assert emu.get_property("contacts", "2001", "lifecyclestage") == "lead"
 
 
 def test_properties_get_all_describes_types_and_options(client: HubSpot) -> None:
     properties = {p.name: p for p in client.crm.properties.core_api.get_all("deals").results}
     assert (properties["contract_start"].type, properties["closedate"].type) == ("date", "datetime")
-    assert [(o.value, o.label) for o in properties["dealtype"].options] == [("newbusiness", "New Business"), ("existingbusiness", "Existing Business")]
-    assert (properties["hubspot_owner_id"].external_options, properties["hubspot_owner_id"].referenced_object_type) == (True, "OWNER")
+    assert [(o.value, o.label) for o in properties["dealtype"].options] == [
+        ("newbusiness", "New Business"),
+        ("existingbusiness", "Existing Business"),
+    ]
+    assert (properties["hubspot_owner_id"].external_options, properties["hubspot_owner_id"].referenced_object_type) == (
+        True,
+        "OWNER",
+    )
     assert properties["hs_object_id"].modification_metadata.read_only_value is True
     assert properties["days_to_close"].calculated is True
 
@@ -219,9 +249,18 @@ def test_pipelines_get_all_lists_stages_with_metadata(client: HubSpot) -> None:
     pipelines = client.crm.pipelines.pipelines_api.get_all("deals").results
     assert [p.id for p in pipelines] == ["default", "renewals"]
     closed_won = pipelines[0].stages[5]
-    assert (closed_won.id, closed_won.label, closed_won.metadata) == ("closedwon", "Closed Won", {"isClosed": "true", "probability": "1.0"})
+    assert (closed_won.id, closed_won.label, closed_won.metadata) == (
+        "closedwon",
+        "Closed Won",
+        {"isClosed": "true", "probability": "1.0"},
+    )
     ticket_stages = client.crm.pipelines.pipelines_api.get_all("tickets").results[0].stages
-    assert [(s.id, s.metadata["ticketState"]) for s in ticket_stages] == [("1", "OPEN"), ("2", "OPEN"), ("3", "OPEN"), ("4", "CLOSED")]
+    assert [(s.id, s.metadata["ticketState"]) for s in ticket_stages] == [
+        ("1", "OPEN"),
+        ("2", "OPEN"),
+        ("3", "OPEN"),
+        ("4", "CLOSED"),
+    ]
 
 
 def test_owners_get_page_filters_by_email(client: HubSpot) -> None:
@@ -282,9 +321,13 @@ def test_writes_lists_only_data_changing_requests(emu: HubSpotEmulator, client: 
     client.crm.deals.basic_api.get_by_id("1001")
     _update(client, "1001", {"amount": "1"})
     client.crm.deals.batch_api.read(
-        batch_read_input_simple_public_object_id=BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id="1001")], properties=[], properties_with_history=[])
+        batch_read_input_simple_public_object_id=BatchReadInputSimplePublicObjectId(
+            inputs=[SimplePublicObjectId(id="1001")], properties=[], properties_with_history=[]
+        )
     )
-    assert [(w.method, w.path, w.body) for w in emu.writes()] == [("PATCH", "/crm/v3/objects/deals/1001", {"properties": {"amount": "1"}})]
+    assert [(w.method, w.path, w.body) for w in emu.writes()] == [
+        ("PATCH", "/crm/v3/objects/deals/1001", {"properties": {"amount": "1"}})
+    ]
     assert len(emu.requests) == 3
 
 

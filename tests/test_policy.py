@@ -13,7 +13,16 @@ from app.schema import Option, Owner, Pipeline, PropertyDef, Schema, Stage
 from app.validation import Problem
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-LIFECYCLE = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer", "evangelist", "other")
+LIFECYCLE = (
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+    "other",
+)
 OWNERS = {
     "1001": Owner("1001", "maria@example.com", "Maria", "Lopez"),
     "1002": Owner("1002", "sam@example.com", "Sam", "Okafor"),
@@ -142,7 +151,9 @@ def test_default_tier_is_review_when_not_written() -> None:
 
 
 def test_read_only_property_is_block_whatever_the_tiers_say() -> None:
-    assert policy('[tiers]\ndeals = { hs_object_id = "auto" }').property_tier("deals", "hs_object_id", deals_schema()) is Tier.BLOCK
+    assert (
+        policy('[tiers]\ndeals = { hs_object_id = "auto" }').property_tier("deals", "hs_object_id", deals_schema()) is Tier.BLOCK
+    )
 
 
 def test_calculated_property_is_block_whatever_the_tiers_say() -> None:
@@ -280,9 +291,7 @@ def test_amount_change_pct_fires_beyond_the_percentage() -> None:
     assessment = rule_policy('when = "amount_change_pct"\nvalue = 25\ntier = "review"').assess(
         proposal(amount=("50000", "70000")), deals_schema(), NOW
     )
-    assert assessment.fired == (
-        "amount_change_pct: Amount changes by 40% from 50,000 to 70,000 (more than 25%) (tier review)",
-    )
+    assert assessment.fired == ("amount_change_pct: Amount changes by 40% from 50,000 to 70,000 (more than 25%) (tier review)",)
 
 
 def test_amount_change_pct_does_not_fire_within_the_percentage() -> None:
@@ -425,7 +434,10 @@ def test_default_policy_gates_the_seed_fields() -> None:
 
 def test_default_policy_lets_notes_and_tasks_through() -> None:
     default = Policy.load(None)
-    assert [default.base_tier("deals", action, []) for action in (Action.CREATE_NOTE, Action.CREATE_TASK)] == [Tier.AUTO, Tier.AUTO]
+    assert [default.base_tier("deals", action, []) for action in (Action.CREATE_NOTE, Action.CREATE_TASK)] == [
+        Tier.AUTO,
+        Tier.AUTO,
+    ]
 
 
 def test_default_policy_rules() -> None:
@@ -459,7 +471,9 @@ def test_default_policy_asks_two_approvals_for_a_large_deal() -> None:
 
 def test_default_policy_passes_check_against_the_seed_schemas() -> None:
     lines = DEFAULT_POLICY_PATH.read_text().splitlines()
-    companies, tickets = (next(n for n, line in enumerate(lines, 1) if line.startswith(f"{t} = ")) for t in ("companies", "tickets"))
+    companies, tickets = (
+        next(n for n, line in enumerate(lines, 1) if line.startswith(f"{t} = ")) for t in ("companies", "tickets")
+    )
     assert Policy.load(None).check({"deals": deals_schema(), "contacts": contacts_schema()}) == [
         f"default_policy.toml line {companies}: [tiers].companies: HubSpot returned no schema for object type 'companies'",
         f"default_policy.toml line {tickets}: [tiers].tickets: HubSpot returned no schema for object type 'tickets'",

@@ -244,7 +244,9 @@ SCOPE = '[agents.enricher]\nobjects = ["contacts"]\nproperties = ["jobtitle", "p
 def test_an_agent_outside_its_object_scope_gets_422_naming_the_scope(gate: Gate) -> None:
     gate.use_policy(SCOPE)
 
-    answer = gate.propose({"object_type": "deals", "record_id": "1001", "changes": {"dealname": "x"}, "reason": "x"}, OTHER_AGENT_TOKEN)
+    answer = gate.propose(
+        {"object_type": "deals", "record_id": "1001", "changes": {"dealname": "x"}, "reason": "x"}, OTHER_AGENT_TOKEN
+    )
 
     assert answer.status_code == 422
     [problem] = answer.json()["errors"]
@@ -256,7 +258,9 @@ def test_an_agent_outside_its_object_scope_gets_422_naming_the_scope(gate: Gate)
 def test_an_agent_outside_its_property_scope_gets_422_listing_what_it_may_change(gate: Gate) -> None:
     gate.use_policy(SCOPE)
 
-    answer = gate.propose({"object_type": "contacts", "record_id": "2001", "changes": {"lastname": "x"}, "reason": "x"}, OTHER_AGENT_TOKEN)
+    answer = gate.propose(
+        {"object_type": "contacts", "record_id": "2001", "changes": {"lastname": "x"}, "reason": "x"}, OTHER_AGENT_TOKEN
+    )
 
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["allowed"] == ["jobtitle", "phone"]
@@ -289,7 +293,9 @@ def test_a_note_is_created_on_the_record_and_associated_with_it(gate: Gate) -> N
 
 
 def test_a_task_is_created_with_its_due_date_and_owner(gate: Gate) -> None:
-    proposal = create(gate, "create_task", {"subject": "Send quote", "body": "By Friday", "due": "2026-12-01", "owner_id": "1002"})
+    proposal = create(
+        gate, "create_task", {"subject": "Send quote", "body": "By Friday", "due": "2026-12-01", "owner_id": "1002"}
+    )
 
     task = gate.hubspot.record("tasks", str(proposal.created_object_id))
     assert task["hs_task_subject"] == "Send quote"
@@ -331,6 +337,5 @@ def test_the_digests_undo_button_reverts_the_change(gate: Gate) -> None:
 
     assert gate.hubspot.get_property("deals", "1001", "description") is None
     assert gate.proposal(proposal.id).status == "undone"
-    assert gate.slack.messages("D0MARIA")[-1].text.startswith(
-        f"*Deal <https://app-eu1.hubspot.com/contacts/4242424/record/0-3/1001|Acme renewal>* (`{proposal.id}`): Undone by <@U0MARIA>"
-    )
+    record = "*Deal <https://app-eu1.hubspot.com/contacts/4242424/record/0-3/1001|Acme renewal>*"
+    assert gate.slack.messages("D0MARIA")[-1].text.startswith(f"{record} (`{proposal.id}`): Undone by <@U0MARIA>")

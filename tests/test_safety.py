@@ -140,7 +140,9 @@ def test_a_request_with_a_forged_signature_gets_401(gate: Gate) -> None:
 
 def test_a_replayed_request_older_than_five_minutes_gets_401(gate: Gate) -> None:
     stale = int(time.time()) - 6 * 60
-    answer = gate.slack.post_signed(_signed_click_body(gate), "application/x-www-form-urlencoded", timestamp=stale, secret=SIGNING_SECRET)
+    answer = gate.slack.post_signed(
+        _signed_click_body(gate), "application/x-www-form-urlencoded", timestamp=stale, secret=SIGNING_SECRET
+    )
 
     assert answer.status_code == 401
 

@@ -30,10 +30,20 @@ BUTTONS = [
         "type": "actions",
         "block_id": "decide",
         "elements": [
-            {"type": "button", "action_id": "approve", "value": "p1", "style": "primary",
-             "text": {"type": "plain_text", "text": "Approve"}},
-            {"type": "button", "action_id": "reject", "value": "p1", "style": "danger",
-             "text": {"type": "plain_text", "text": "Reject"}},
+            {
+                "type": "button",
+                "action_id": "approve",
+                "value": "p1",
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Approve"},
+            },
+            {
+                "type": "button",
+                "action_id": "reject",
+                "value": "p1",
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Reject"},
+            },
         ],
     },
 ]
@@ -153,21 +163,36 @@ def test_unknown_token_is_invalid_auth(emu: SlackEmulator) -> None:
 
 
 def button(**overrides: Any) -> dict[str, Any]:
-    return {"type": "actions", "elements": [{"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "Go"}, **overrides}]}
+    return {
+        "type": "actions",
+        "elements": [{"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "Go"}, **overrides}],
+    }
 
 
 @pytest.mark.parametrize(
     ("blocks", "error"),
     [
         ([{"type": "divider"}] * 51, "no more than 50 items allowed [json-pointer:/blocks]"),
-        ([{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}], "must be less than 3001 characters [json-pointer:/blocks/0/text/text]"),
-        ([button(text={"type": "plain_text", "text": "x" * 76})], "must be less than 76 characters [json-pointer:/blocks/0/elements/0/text/text]"),
-        ([button(text={"type": "mrkdwn", "text": "Go"})], "must be a plain_text text object [json-pointer:/blocks/0/elements/0/text/type]"),
+        (
+            [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}],
+            "must be less than 3001 characters [json-pointer:/blocks/0/text/text]",
+        ),
+        (
+            [button(text={"type": "plain_text", "text": "x" * 76})],
+            "must be less than 76 characters [json-pointer:/blocks/0/elements/0/text/text]",
+        ),
+        (
+            [button(text={"type": "mrkdwn", "text": "Go"})],
+            "must be a plain_text text object [json-pointer:/blocks/0/elements/0/text/type]",
+        ),
         ([button(action_id="a" * 256)], "must be less than 256 characters [json-pointer:/blocks/0/elements/0/action_id]"),
         ([{**button(), "block_id": "b" * 256}], "must be less than 256 characters [json-pointer:/blocks/0/block_id]"),
         ([button(value="v" * 2001)], "must be less than 2001 characters [json-pointer:/blocks/0/elements/0/value]"),
         ([button(style="warning")], "must be one of the provided values [json-pointer:/blocks/0/elements/0/style]"),
-        ([{"type": "actions", "elements": button()["elements"] * 26}], "no more than 25 items allowed [json-pointer:/blocks/0/elements]"),
+        (
+            [{"type": "actions", "elements": button()["elements"] * 26}],
+            "no more than 25 items allowed [json-pointer:/blocks/0/elements]",
+        ),
     ],
 )
 def test_blocks_breaking_slack_limits_are_invalid_blocks(client: WebClient, blocks: list[dict[str, Any]], error: str) -> None:
@@ -227,7 +252,9 @@ def test_click_is_signed_as_slack_signs(emu: SlackEmulator, client: WebClient, e
     assert SignatureVerifier(SIGNING_SECRET).is_valid_request(body, headers) is True
 
 
-def test_views_open_needs_a_fresh_trigger_and_submit_view_returns_its_state(emu: SlackEmulator, client: WebClient, echo: Echo) -> None:
+def test_views_open_needs_a_fresh_trigger_and_submit_view_returns_its_state(
+    emu: SlackEmulator, client: WebClient, echo: Echo
+) -> None:
     emu.command("U0MARIA", "reject p1")
     trigger = echo.last_payload()["trigger_id"]
     view = client.views_open(trigger_id=trigger, view=MODAL)["view"]
@@ -235,7 +262,11 @@ def test_views_open_needs_a_fresh_trigger_and_submit_view_returns_its_state(emu:
     emu.submit_view("U0MARIA", view["id"], {"reason": {"text": {"type": "plain_text_input", "value": "stale"}}})
     submitted = echo.last_payload()
     state = submitted["view"]["state"]["values"]
-    assert (submitted["type"], submitted["view"]["callback_id"], state["reason"]["text"]["value"]) == ("view_submission", "why", "stale")
+    assert (submitted["type"], submitted["view"]["callback_id"], state["reason"]["text"]["value"]) == (
+        "view_submission",
+        "why",
+        "stale",
+    )
 
 
 def missing_required(schema: dict[str, Any], value: Any, at: str = "") -> list[str]:
@@ -246,7 +277,11 @@ def missing_required(schema: dict[str, Any], value: Any, at: str = "") -> list[s
         return min((missing_required(option, value, at) for option in schema["items"]), key=len)
     if isinstance(value, dict):
         missing = [f"{at}/{name}" for name in schema.get("required", []) if name not in value]
-        nested = [missing_required(sub, value[name], f"{at}/{name}") for name, sub in schema.get("properties", {}).items() if name in value]
+        nested = [
+            missing_required(sub, value[name], f"{at}/{name}")
+            for name, sub in schema.get("properties", {}).items()
+            if name in value
+        ]
         return missing + [path for paths in nested for path in paths]
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [path for i, item in enumerate(value) for path in missing_required(schema["items"], item, f"{at}/{i}")]
@@ -263,13 +298,17 @@ SUCCESSFUL_CALLS: dict[str, Callable[[WebClient, str], SlackResponse]] = {
     "users.info": lambda c, _: c.users_info(user="U0SAM"),
     "conversations.open": lambda c, _: c.conversations_open(users="U0SAM"),
     "views.open": lambda c, trigger: c.views_open(trigger_id=trigger, view=MODAL),
-    "views.update": lambda c, trigger: c.views_update(view_id=c.views_open(trigger_id=trigger, view=MODAL)["view"]["id"], view=MODAL),
+    "views.update": lambda c, trigger: c.views_update(
+        view_id=c.views_open(trigger_id=trigger, view=MODAL)["view"]["id"], view=MODAL
+    ),
     "views.publish": lambda c, _: c.views_publish(user_id="U0SAM", view={"type": "home", "blocks": []}),
 }
 
 
 @pytest.mark.parametrize("method", sorted(SUCCESSFUL_CALLS))
-def test_success_answers_carry_every_property_the_spec_requires(emu: SlackEmulator, client: WebClient, echo: Echo, method: str) -> None:
+def test_success_answers_carry_every_property_the_spec_requires(
+    emu: SlackEmulator, client: WebClient, echo: Echo, method: str
+) -> None:
     emu.command("U0SAM", "")
     answer = SUCCESSFUL_CALLS[method](client, echo.last_payload()["trigger_id"])
     operation = next(iter(SPEC["paths"][f"/{method}"].values()))

@@ -114,7 +114,9 @@ def test_the_applied_reply_carries_an_undo_button_that_undoes(gate: Gate) -> Non
     gate.drain()
 
     assert gate.proposal(proposal.id).status == "undone"
-    assert gate.ephemerals_for("U0MARIA") == [f"Undoing `{proposal.id}`: the earlier values are being written back. The card's thread will confirm."]
+    assert gate.ephemerals_for("U0MARIA") == [
+        f"Undoing `{proposal.id}`: the earlier values are being written back. The card's thread will confirm."
+    ]
 
 
 def test_only_the_newest_thread_reply_keeps_a_live_button(gate: Gate) -> None:
@@ -157,7 +159,9 @@ def test_reapplying_is_refused_when_the_value_drifted_since_the_undo(gate: Gate)
 
 
 def test_undoing_a_lifecycle_stage_moves_it_back_in_two_writes(gate: Gate) -> None:
-    proposal = applied(gate, {"object_type": "contacts", "record_id": "2001", "changes": {"lifecyclestage": "customer"}, "reason": "signed"})
+    proposal = applied(
+        gate, {"object_type": "contacts", "record_id": "2001", "changes": {"lifecyclestage": "customer"}, "reason": "signed"}
+    )
 
     undo(gate, proposal, "U0MARIA")
     gate.drain()

@@ -47,7 +47,14 @@ from tests.emulators.loopback import LoopbackServer
 TOKEN = "pat-test-token"
 SEED_TIME = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 _OBJECT_TYPES = ("contacts", "companies", "deals", "tickets", "notes", "tasks")
-_SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal", "tickets": "ticket", "notes": "note", "tasks": "task"}
+_SINGULAR = {
+    "contacts": "contact",
+    "companies": "company",
+    "deals": "deal",
+    "tickets": "ticket",
+    "notes": "note",
+    "tasks": "task",
+}
 # HubSpot-defined association type ids -> (from type, to type).
 _ASSOCIATION_TYPES = {
     202: ("notes", "contacts"),
@@ -408,7 +415,9 @@ def _detail(name: str, code: str, message: str) -> dict[str, Any]:
 
 def _validation_error(details: list[dict[str, Any]]) -> dict[str, Any]:
     # HubSpot embeds the legacy per-property results as JSON inside the message.
-    legacy = [{"isValid": False, "message": d["message"], "error": d["code"], "name": d["context"]["propertyName"][0]} for d in details]
+    legacy = [
+        {"isValid": False, "message": d["message"], "error": d["code"], "name": d["context"]["propertyName"][0]} for d in details
+    ]
     return _error_body(f"Property values were not valid: {json.dumps(legacy)}", "VALIDATION_ERROR", errors=details)
 
 
@@ -665,7 +674,10 @@ class HubSpotEmulator:
         records = {i: self._find_or_none(object_type, i, request.get("idProperty")) for i in ids}
         found = [r for r in records.values() if r is not None]
         missing = [i for i, r in records.items() if r is None]
-        results = [self._object_json(object_type, r, request.get("properties", []), request.get("propertiesWithHistory", [])) for r in found]
+        results = [
+            self._object_json(object_type, r, request.get("properties", []), request.get("propertiesWithHistory", []))
+            for r in found
+        ]
         return _batch_response(results, [_missing_error(object_type, missing)] if missing else [])
 
     def _batch_update(self, params: dict[str, str], query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
@@ -697,7 +709,9 @@ class HubSpotEmulator:
             raise _not_found(object_type, object_id)
         return record
 
-    def _find_or_none(self, object_type: str, object_id: str, id_property: str | None = None, archived: bool = False) -> _StoredRecord | None:
+    def _find_or_none(
+        self, object_type: str, object_id: str, id_property: str | None = None, archived: bool = False
+    ) -> _StoredRecord | None:
         records = self._records[object_type]
         if id_property in (None, "", "hs_object_id"):
             record = records.get(str(object_id))
@@ -716,7 +730,9 @@ class HubSpotEmulator:
             _modified_name(object_type): _iso(record.updated_at),
         }
 
-    def _object_json(self, object_type: str, record: _StoredRecord, properties: list[str], with_history: list[str]) -> dict[str, Any]:
+    def _object_json(
+        self, object_type: str, record: _StoredRecord, properties: list[str], with_history: list[str]
+    ) -> dict[str, Any]:
         defined = {p.name for p in _PROPERTIES[object_type]}
         current = self._current(object_type, record)
         names = ["hs_object_id", "createdate", _modified_name(object_type), *(properties or _DEFAULT_READ[object_type])]
@@ -790,7 +806,9 @@ class HubSpotEmulator:
             raise _HubSpotError(400, _validation_error(details))
         return {n: v for n, v in changes.items() if not _moves_backward(n, current.get(n, ""), v)}
 
-    def _normalised(self, object_type: str, prop: _PropertyDef, value: str, current: dict[str, str], incoming: dict[str, str]) -> str:
+    def _normalised(
+        self, object_type: str, prop: _PropertyDef, value: str, current: dict[str, str], incoming: dict[str, str]
+    ) -> str:
         if prop.read_only or prop.calculated:
             raise _InvalidValue("READ_ONLY_VALUE", f'"{prop.name}" is a read only property; its value cannot be set.')
         if value == "":

@@ -531,8 +531,11 @@ class SlackEmulator:
             if view is None:
                 raise AssertionError(f"no Home tab published for {user_id}")
             found = next(
-                ((block_id, button) for block_id, button in _buttons(view["blocks"])
-                 if button.get("action_id") == action_id and value in (None, button.get("value"))),
+                (
+                    (block_id, button)
+                    for block_id, button in _buttons(view["blocks"])
+                    if button.get("action_id") == action_id and value in (None, button.get("value"))
+                ),
                 None,
             )
             if found is None:
