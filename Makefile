@@ -8,7 +8,7 @@ $(VENV)/installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: run test bench
+.PHONY: run test bench lint
 run: $(VENV)/installed
 	$(VENV)/bin/hsgate run
 
@@ -17,3 +17,9 @@ test: $(VENV)/installed
 
 bench: $(VENV)/installed
 	$(VENV)/bin/python bench/benchmark.py
+
+lint: $(VENV)/installed
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/ruff check app workers tests bench
+	$(VENV)/bin/ruff format --check app workers tests bench
+	$(VENV)/bin/mypy app workers
