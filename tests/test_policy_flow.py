@@ -314,6 +314,16 @@ def test_undoing_a_note_archives_it(gate: Gate) -> None:
     assert gate.proposal(proposal.id).status == "undone"
 
 
+def test_undoing_a_task_archives_it(gate: Gate) -> None:
+    proposal = create(gate, "create_task", {"subject": "Call back"})
+
+    gate.slack.command("U0MARIA", f"undo {proposal.id}")
+    gate.drain()
+
+    assert gate.hubspot.archived("tasks", str(proposal.created_object_id))
+    assert gate.proposal(proposal.id).status == "undone"
+
+
 def test_auto_applied_changes_reach_the_owner_in_one_digest(gate: Gate) -> None:
     propose(gate, "deals", "1001", {"description": "One"})
     create(gate, "create_note", {"body": "Two"})
