@@ -178,8 +178,7 @@ def _outcome_line(proposal: Proposal) -> str:
     if status is Status.APPLIED:
         return f":white_check_mark: *Approved* by {_decider(proposal)} and written to HubSpot.{_edited_note(proposal)}"
     if status is Status.REJECTED:
-        reason = f" Reason: {escape(proposal.reject_reason)}" if proposal.reject_reason else ""
-        return f":no_entry_sign: *Rejected* by {_decider(proposal)}. Nothing was written.{reason}"
+        return f":no_entry_sign: *Rejected* by {_decider(proposal)}. Nothing was written.{_reason(proposal)}"
     if status is Status.CONFLICT:
         return f":warning: *Not written: the value changed in HubSpot.* {_conflict_detail(proposal)}"
     if status is Status.FAILED:
@@ -198,6 +197,10 @@ def _outcome_line(proposal: Proposal) -> str:
         )
         return f":arrows_counterclockwise: *Superseded* by {newer}. Nothing was written."
     return f"Status: {status.value}"
+
+
+def _reason(proposal: Proposal) -> str:
+    return f" Reason: {escape(proposal.reject_reason)}" if proposal.reject_reason else ""
 
 
 def _edited_note(proposal: Proposal) -> str:
@@ -234,8 +237,7 @@ def audit_reply(proposal: Proposal, event: Event, in_thread: bool = True) -> Car
     elif kind == "undo_refused":
         text = f"Undo refused, nothing was written: {escape(event.detail.get('why', ''))}."
     elif kind == "rejected":
-        reason = f" Reason: {escape(proposal.reject_reason)}" if proposal.reject_reason else ""
-        text = f"Rejected by {who} {when}. Nothing was written.{reason}"
+        text = f"Rejected by {who} {when}. Nothing was written.{_reason(proposal)}"
     elif kind == "conflict":
         text = f"Not written {when}: {_conflict_detail(proposal)}"
     elif kind == "failed":

@@ -13,8 +13,8 @@ from app.routing import may_decide
 from app.runtime import Runtime
 
 
-def refusal(rt: Runtime, proposal_id: str, user: str) -> str | None:
-    """Why `user` cannot decide this proposal now (recorded as an event when they may not), or None."""
+def decidable(rt: Runtime, proposal_id: str, user: str) -> Proposal | str:
+    """The proposal, when `user` may decide it now; else why not (recorded as an event when they may not)."""
     proposal = rt.store.get(proposal_id)
     if proposal is None:
         return f"Proposal `{proposal_id}` does not exist."
@@ -23,15 +23,14 @@ def refusal(rt: Runtime, proposal_id: str, user: str) -> str | None:
         return f"You may not decide this proposal. {_who_may(proposal)}"
     if proposal.status is not Status.AWAITING_APPROVAL:
         return _already(rt, proposal_id)
-    return None
+    return proposal
 
 
 def approve(rt: Runtime, proposal_id: str, user: str, edited: dict[str, str] | None = None) -> str | None:
     """Count `user`'s approval (of the edited values, when given); None when the card will show the outcome."""
-    refused = refusal(rt, proposal_id, user)
-    if refused:
-        return refused
-    proposal = rt.store.require(proposal_id)
+    proposal = decidable(rt, proposal_id, user)
+    if isinstance(proposal, str):
+        return proposal
     fields = {"changes": _with_edits(rt, proposal, edited)} if edited else {}
     approval = rt.store.approve(proposal_id, user, event="approval_edited" if edited else "approval", **fields)
     if approval.recorded:
@@ -62,9 +61,9 @@ def _with_edits(rt: Runtime, proposal: Proposal, edited: dict[str, str]) -> list
 
 
 def reject(rt: Runtime, proposal_id: str, user: str, reason: str | None = None) -> str | None:
-    refused = refusal(rt, proposal_id, user)
-    if refused:
-        return refused
+    proposal = decidable(rt, proposal_id, user)
+    if isinstance(proposal, str):
+        return proposal
     done = rt.store.transition(
         proposal_id,
         allowed=[Status.AWAITING_APPROVAL],
@@ -79,7 +78,6 @@ def reject(rt: Runtime, proposal_id: str, user: str, reason: str | None = None) 
     if not done.done:
         return _already(rt, proposal_id)
     home.note_decision(rt, user, proposal_id)
-    proposal = rt.store.require(proposal_id)
     if not proposal.rival_of:  # rejecting the card rejects the alternatives on it too
         _close_rivals(rt, proposal, Status.REJECTED, user, decided_by=user, decided_at=rt.clock(), reject_reason=reason or None)
     rt.queue.enqueue("publish_outcome", proposal_id, "rejected")
@@ -88,7 +86,7 @@ def reject(rt: Runtime, proposal_id: str, user: str, reason: str | None = None) 
 
 def _close_rivals(rt: Runtime, decided: Proposal, status: Status, user: str, **fields: object) -> None:
     """End the other proposals that share `decided`'s card; its own outcome redraws that card."""
-    primary = rt.store.require(decided.rival_of) if decided.rival_of else decided
+    primary = rt.store.require(decided.rival_of or decided.id)  # read now: a rival may have just joined
     for other in [primary.id, *primary.rivals]:
         if other != decided.id:
             rt.store.transition(

@@ -95,15 +95,16 @@ def prepare_card(rt: Runtime, proposal_id: str, final_attempt: bool = True) -> N
         notify_channel=route.channel if route else None,
         owner_user=route.approver_user if route else None,
     )
-    stale = any(change.current_display for change in changes)
+    prepared = rt.store.require(proposal_id)
+    stale = any(change.current_display for change in prepared.changes)
     if assessment.tier is Tier.AUTO and not stale:
         rt.store.transition(proposal_id, allowed=[Status.QUEUED], to=Status.APPROVED, event="auto_approved", actor="policy")
         apply_proposal(rt, proposal_id, final_attempt)
     elif route is None:  # a stale automatic change with nobody to show it to
         rt.store.transition(proposal_id, allowed=[Status.QUEUED], to=Status.CONFLICT, event="conflict", actor=HSGATE)
-    elif stale or not _join_rivals_card(rt, rt.store.require(proposal_id)):
+    elif stale or not _join_rivals_card(rt, prepared):
         try:
-            _post_card(rt, proposal_id, route)
+            _post_card(rt, prepared, route)
         except SlackApiError as error:
             if not final_attempt:
                 raise
@@ -172,9 +173,8 @@ def _moment(timestamp: str) -> datetime:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def _post_card(rt: Runtime, proposal_id: str, route: Route) -> None:
+def _post_card(rt: Runtime, prepared: Proposal, route: Route) -> None:
     """The approval card; or, when a value moved since the proposal, a conflict card with no Approve."""
-    prepared = rt.store.require(proposal_id)
     stale = any(change.current_display for change in prepared.changes)
     draft = CardRef(channel=route.channel, ts="", approver_user=route.approver_user, fallback_reason=route.fallback_reason)
     shown = prepared.model_copy(update={"card": draft, "status": Status.CONFLICT if stale else prepared.status})
@@ -182,7 +182,7 @@ def _post_card(rt: Runtime, proposal_id: str, route: Route) -> None:
     channel, ts = rt.messenger.post(route.channel, card)
     copies = [MessageRef(channel=c, ts=t) for c, t in (rt.messenger.post(dm, card) for dm in route.copies_to)]
     done = rt.store.transition(
-        proposal_id,
+        prepared.id,
         allowed=[Status.QUEUED],
         to=Status.CONFLICT if stale else Status.AWAITING_APPROVAL,
         event="conflict" if stale else "card_posted",
@@ -192,7 +192,7 @@ def _post_card(rt: Runtime, proposal_id: str, route: Route) -> None:
         **({} if stale else expiry.deadlines(rt, rt.clock())),
     )
     if done.done and not stale:
-        posted = rt.store.require(proposal_id)
+        posted = rt.store.require(prepared.id)
         expiry.schedule(rt, posted)
         _supersede_older(rt, posted)
 

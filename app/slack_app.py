@@ -56,12 +56,12 @@ def build_bolt_app(rt: Runtime, listener_executor: Executor | None = None) -> Ap
 
     def open_dialog(ack: Ack, body: dict[str, Any], action: dict[str, Any], build: Callable[[Proposal], dict[str, Any]]) -> None:
         """Open a decision dialog for someone who may decide now; tell anyone else why not."""
-        refused = decisions.refusal(rt, action["value"], body["user"]["id"])
+        proposal = decisions.decidable(rt, action["value"], body["user"]["id"])
         ack()
-        if refused:
-            tell(body, refused)
+        if isinstance(proposal, str):
+            tell(body, proposal)
             return
-        rt.messenger.open_view(body["trigger_id"], build(rt.store.require(action["value"])))
+        rt.messenger.open_view(body["trigger_id"], build(proposal))
 
     @app.action(EDIT_ACTION)
     def edit(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
